@@ -1,0 +1,1 @@
+"""Model store: names, blobs, manifests."""
