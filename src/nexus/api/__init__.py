@@ -1,1 +1,1 @@
-"""api"""
+"""Wire types: pydantic models for each API family, no I/O."""

@@ -1,1 +1,1 @@
-"""server"""
+"""HTTP server: thin routes over the inference service, store and scheduler."""

@@ -1,0 +1,1 @@
+"""Inference: resolving models, building prompts, driving runners, shaping replies."""

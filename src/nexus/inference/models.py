@@ -1,0 +1,153 @@
+"""A model as the server uses it: its manifest's layers read into one object."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nexus.errors import InvalidModelName, ModelNotFound, StoreError
+from nexus.store import manifests as mt
+from nexus.store.gguf_meta import GGUFInfo, read_gguf_info
+from nexus.store.names import ModelName
+from nexus.store.store import Store
+
+if TYPE_CHECKING:
+    from nexus.template import Template
+
+
+@dataclass
+class Model:
+    name: ModelName
+    digest: str
+    modified_at: datetime
+    size: int
+    model_path: Path
+    gguf: GGUFInfo
+    config: dict[str, Any] = field(default_factory=dict)
+    template: Template | None = None
+    template_text: str | None = None
+    system: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    licenses: list[str] = field(default_factory=list)
+    adapters: list[Path] = field(default_factory=list)
+    projectors: list[Path] = field(default_factory=list)
+
+    @property
+    def display_name(self) -> str:
+        return self.name.display()
+
+    @property
+    def capabilities(self) -> list[str]:
+        """What this model can be asked for; Nexus handles tool calls for every chat model."""
+        caps: list[str] = []
+        if self.gguf.is_embedding_only:
+            return ["embedding"]
+        caps.append("completion")
+        caps.append("tools")
+        if self.template is not None and self.template.uses("Suffix"):
+            caps.append("insert")
+        if self.gguf.has_vision or self.projectors:
+            caps.append("vision")
+        caps.append("embedding")
+        thinking_tags = ("<think>", "<thinking>")
+        text = (self.template_text or "") + (self.gguf.chat_template or "")
+        if any(tag in text for tag in thinking_tags) or (
+            self.template is not None and self.template.uses("Think")
+        ):
+            caps.append("thinking")
+        return caps
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "parent_model": "",
+            "format": self.config.get("model_format", "gguf"),
+            "family": self.config.get("model_family") or self.gguf.family,
+            "families": self.config.get("model_families") or self.gguf.families,
+            "parameter_size": self.config.get("model_type") or self.gguf.parameter_size,
+            "quantization_level": self.config.get("file_type") or self.gguf.quantization_level,
+        }
+
+
+class ModelCatalog:
+    """Reads models from the store; caches what is costly to parse, keyed by content digest."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._gguf: dict[str, GGUFInfo] = {}
+        self._templates: dict[str, Template] = {}
+
+    @staticmethod
+    def parse_name(text: str) -> ModelName:
+        if not text:
+            raise InvalidModelName("model is required")
+        return ModelName.parse(text)
+
+    async def get(self, requested: str) -> Model:
+        name = self.parse_name(requested)
+        return await asyncio.to_thread(self._load, name, requested)
+
+    def template(self, text: str) -> Template:
+        from nexus.template import parse
+
+        tmpl = self._templates.get(text)
+        if tmpl is None:
+            tmpl = parse(text)
+            if len(self._templates) > 256:
+                self._templates.clear()
+            self._templates[text] = tmpl
+        return tmpl
+
+    def _load(self, name: ModelName, requested: str) -> Model:
+        resolved = self.store.manifests.resolve(name) or name
+        stored = self.store.manifests.read(resolved, requested=requested)
+        manifest = stored.manifest
+        blobs = self.store.blobs
+        model_layers = [ly for ly in manifest.layers if ly.mediaType == mt.MODEL_MEDIA_TYPE]
+        if not model_layers:
+            raise ModelNotFound(f"model '{requested}' not found")
+        model_path = blobs.path(model_layers[0].digest)
+        if not model_path.exists():
+            raise ModelNotFound(f'model "{requested}" not found, try pulling it first')
+        info = self._gguf.get(model_layers[0].digest)
+        if info is None:
+            try:
+                info = read_gguf_info(model_path)
+            except Exception as exc:  # a damaged weights file
+                raise StoreError(f"cannot read model file of {requested}: {exc}") from exc
+            self._gguf[model_layers[0].digest] = info
+        model = Model(
+            name=resolved,
+            digest=stored.digest,
+            modified_at=stored.modified_at,
+            size=stored.size,
+            model_path=model_path,
+            gguf=info,
+            projectors=[blobs.path(ly.digest) for ly in model_layers[1:]],
+        )
+        try:
+            model.config = json.loads(blobs.path(manifest.config.digest).read_text())
+        except (OSError, ValueError):
+            model.config = {}
+        for layer in manifest.layers:
+            kind = layer.mediaType
+            if kind in (mt.TEMPLATE_MEDIA_TYPE, mt.PROMPT_MEDIA_TYPE):
+                model.template_text = blobs.path(layer.digest).read_text()
+                model.template = self.template(model.template_text)
+            elif kind == mt.SYSTEM_MEDIA_TYPE:
+                model.system = blobs.path(layer.digest).read_text()
+            elif kind == mt.PARAMS_MEDIA_TYPE:
+                model.params = json.loads(blobs.path(layer.digest).read_text())
+            elif kind == mt.MESSAGES_MEDIA_TYPE:
+                model.messages = json.loads(blobs.path(layer.digest).read_text())
+            elif kind == mt.LICENSE_MEDIA_TYPE:
+                model.licenses.append(blobs.path(layer.digest).read_text())
+            elif kind == mt.ADAPTER_MEDIA_TYPE:
+                model.adapters.append(blobs.path(layer.digest))
+            elif kind == mt.PROJECTOR_MEDIA_TYPE:
+                model.projectors.append(blobs.path(layer.digest))
+        return model

@@ -1,0 +1,131 @@
+"""Turning a request into the prompt text the engine completes.
+
+A model's template layer (Ollama's Go template) wins; without one, the GGUF's own Jinja chat
+template renders through the engine. Models whose template knows no tools get them described in
+the system prompt, and their calls are read back by ``toolcalls``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from nexus.api.ollama import ChatRequest, GenerateRequest
+from nexus.errors import ContextOverflow
+from nexus.inference.models import Model, ModelCatalog
+from nexus.inference.toolcalls import CLOSE, OPEN, tools_system_prompt
+from nexus.runner.client import EngineClient
+
+
+@dataclass
+class RenderedPrompt:
+    text: str
+    dropped: int = 0
+
+
+class PromptBuilder:
+    def __init__(self, client: EngineClient, catalog: ModelCatalog) -> None:
+        self.client = client
+        self.catalog = catalog
+
+    @staticmethod
+    def chat_messages(model: Model, req: ChatRequest) -> list[dict[str, Any]]:
+        """The request's messages after the model's seed messages and default system prompt."""
+        messages = [m.model_dump(exclude_none=True) for m in req.messages]
+        seeded = [dict(m) for m in model.messages] + messages
+        if model.system and (not seeded or seeded[0].get("role") != "system"):
+            seeded.insert(0, {"role": "system", "content": model.system})
+        return seeded
+
+    async def chat_prompt(
+        self,
+        model: Model,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        think: Any,
+    ) -> RenderedPrompt:
+        if model.template is not None:
+            from nexus.template.prompt import render_prompt
+
+            return RenderedPrompt(
+                render_prompt(model.template, messages=messages, tools=tools, think=think)
+            )
+        if tools:
+            messages = _with_tools_prompt(messages, tools)
+        return RenderedPrompt(await self.client.apply_template(_to_engine_messages(messages)))
+
+    async def fit_chat(
+        self,
+        model: Model,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        think: Any,
+        num_ctx: int,
+    ) -> RenderedPrompt:
+        """Drop the oldest non-system messages until the prompt fits, as Ollama does."""
+        droppable = [i for i, m in enumerate(messages[:-1]) if m.get("role") != "system"]
+        for dropped in range(1, len(droppable) + 1):
+            gone = set(droppable[:dropped])
+            kept = [m for i, m in enumerate(messages) if i not in gone]
+            rendered = await self.chat_prompt(model, kept, tools, think)
+            count = len(await self.client.tokenize(rendered.text))
+            if count < num_ctx:
+                rendered.dropped = dropped
+                return rendered
+        raise ContextOverflow(
+            f"the input length exceeds the context length ({num_ctx} tokens), even with only "
+            "the system prompt and the last message"
+        )
+
+    async def generate_prompt(self, model: Model, req: GenerateRequest) -> RenderedPrompt:
+        if req.raw:
+            return RenderedPrompt(req.prompt)
+        system = req.system if req.system is not None else model.system
+        template = self.catalog.template(req.template) if req.template else model.template
+        if template is not None:
+            from nexus.template.prompt import render_generate
+
+            return RenderedPrompt(
+                render_generate(
+                    template, system=system, prompt=req.prompt, suffix=req.suffix, think=req.think
+                )
+            )
+        messages: list[dict[str, Any]] = []
+        if system:
+            messages.append({"role": "system", "content": system})
+        if not req.context:
+            messages.extend(model.messages)
+        messages.append({"role": "user", "content": req.prompt})
+        return RenderedPrompt(await self.client.apply_template(_to_engine_messages(messages)))
+
+
+def _with_tools_prompt(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    instructions = tools_system_prompt(tools)
+    if messages and messages[0].get("role") == "system":
+        first = dict(messages[0])
+        first["content"] = f"{first.get('content', '')}\n\n{instructions}".strip()
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": instructions}, *messages]
+
+
+def _to_engine_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ollama's messages as the engine's Jinja renderer takes them (calls shown as text)."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        content = message.get("content", "") or ""
+        calls = message.get("tool_calls") or []
+        if calls:
+            rendered = "".join(
+                f"{OPEN}\n"
+                + json.dumps(
+                    {"name": c["function"]["name"], "arguments": c["function"].get("arguments", {})}
+                )
+                + f"\n{CLOSE}"
+                for c in calls
+            )
+            content = f"{content}\n{rendered}".strip()
+        out.append({"role": message.get("role", "user"), "content": content})
+    return out

@@ -1,0 +1,417 @@
+"""Generation and embedding on top of the scheduler: what the native routes call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from nexus.api.ollama import ChatRequest, EmbeddingsRequest, EmbedRequest, GenerateRequest
+from nexus.config import Settings
+from nexus.errors import BadRequest, ContextOverflow, RunnerFailed, UnsupportedCapability
+from nexus.inference.models import Model, ModelCatalog
+from nexus.inference.prompts import PromptBuilder, RenderedPrompt
+from nexus.inference.toolcalls import ToolCallParser
+from nexus.options import merge_options, split_options, to_engine_params, validate_request_options
+from nexus.runner.client import ContextExceeded, EngineClient, EngineUnreachable
+from nexus.runner.spec import RunnerSpec
+from nexus.scheduler import Lease, Scheduler
+from nexus.store.gguf_meta import kv_cache_bytes
+
+log = logging.getLogger(__name__)
+
+AUTO_PARALLEL = 4
+AUTO_CONTEXT_CAP = 8192
+Chunk = dict[str, Any]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30
+
+
+@dataclass
+class Stats:
+    """Counters for the final chunk; durations in nanoseconds as Ollama reports them."""
+
+    started: float
+    load_duration: float = 0.0
+    prompt_eval_count: int = 0
+    prompt_eval_duration: int = 0
+    eval_count: int = 0
+    eval_duration: int = 0
+
+    def take_timings(self, event: dict[str, Any]) -> None:
+        timings = event.get("timings") or {}
+        self.prompt_eval_count = int(event.get("tokens_evaluated", timings.get("prompt_n", 0)))
+        self.prompt_eval_duration = int(timings.get("prompt_ms", 0.0) * 1e6)
+        self.eval_count = int(timings.get("predicted_n", event.get("tokens_predicted", 0)))
+        self.eval_duration = int(timings.get("predicted_ms", 0.0) * 1e6)
+
+    def fields(self) -> dict[str, int]:
+        return {
+            "total_duration": int((time.monotonic() - self.started) * 1e9),
+            "load_duration": int(self.load_duration * 1e9),
+            "prompt_eval_count": self.prompt_eval_count,
+            "prompt_eval_duration": self.prompt_eval_duration,
+            "eval_count": self.eval_count,
+            "eval_duration": self.eval_duration,
+        }
+
+
+def done_reason(event: dict[str, Any]) -> str:
+    return "length" if event.get("stop_type") == "limit" else "stop"
+
+
+class InferenceService:
+    def __init__(self, settings: Settings, catalog: ModelCatalog, scheduler: Scheduler) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.scheduler = scheduler
+
+    # ---- runner selection -------------------------------------------------------------
+
+    def context_length(self, model: Model, options: dict[str, Any]) -> int:
+        trained = model.gguf.context_length or AUTO_CONTEXT_CAP
+        wanted = options.get("num_ctx") or self.settings.context_length
+        num_ctx = int(wanted) if wanted else min(trained, AUTO_CONTEXT_CAP)
+        return max(4, min(num_ctx, trained))
+
+    def runner_spec(self, model: Model, options: dict[str, Any]) -> RunnerSpec:
+        load, _ = split_options(options)
+        num_ctx = self.context_length(model, load)
+        parallel = self.settings.num_parallel
+        if parallel is None:
+            need = kv_cache_bytes(model.gguf, num_ctx * AUTO_PARALLEL, self.settings.kv_cache_type)
+            fits = need + model.model_path.stat().st_size < _available_memory() * 0.8
+            parallel = AUTO_PARALLEL if fits else 1
+        return RunnerSpec(
+            model_path=str(model.model_path),
+            num_ctx=num_ctx,
+            num_parallel=parallel,
+            num_batch=int(load.get("num_batch") or 512),
+            num_gpu=int(load["num_gpu"]) if load.get("num_gpu") is not None else -1,
+            main_gpu=int(load.get("main_gpu") or 0),
+            num_thread=int(load.get("num_thread") or 0),
+            use_mmap=bool(load.get("use_mmap", True)),
+            flash_attention=self.settings.flash_attention,
+            kv_cache_type=self.settings.kv_cache_type,
+            adapters=tuple(str(p) for p in model.adapters),
+            mean_pooling=model.gguf.pooling_type is None,
+        )
+
+    def options_for(self, model: Model, request_options: dict[str, Any] | None) -> dict[str, Any]:
+        return merge_options(model.params, validate_request_options(request_options or {}))
+
+    async def lease(
+        self, model: Model, options: dict[str, Any], keep_alive: float | None
+    ) -> tuple[Lease, RunnerSpec]:
+        spec = self.runner_spec(model, options)
+        info = {"model": model, "size": self._runner_size(model, spec)}
+        lease = await self.scheduler.acquire(spec, keep_alive=keep_alive, info=info)
+        return lease, spec
+
+    def _runner_size(self, model: Model, spec: RunnerSpec) -> int:
+        kv = kv_cache_bytes(model.gguf, spec.num_ctx * spec.num_parallel, spec.kv_cache_type)
+        return model.model_path.stat().st_size + kv
+
+    async def load_or_unload(
+        self, model: Model, options: dict[str, Any], keep_alive: float | None
+    ) -> str:
+        """The empty-request path: load (or with ``keep_alive: 0`` unload) and say which."""
+        if keep_alive == 0:
+            spec = self.runner_spec(model, options)
+            await self.scheduler.unload(spec.model_path)
+            return "unload"
+        lease, _ = await self.lease(model, options, keep_alive)
+        lease.release()
+        return "load"
+
+    # ---- generate ---------------------------------------------------------------------
+
+    async def generate(self, req: GenerateRequest) -> AsyncIterator[Chunk]:
+        stats = Stats(time.monotonic())
+        model = await self.catalog.get(req.model)
+        if "completion" not in model.capabilities:
+            raise UnsupportedCapability(f'"{req.model}" does not support generate')
+        if req.raw and (req.template or req.system or req.context):
+            raise BadRequest("raw mode does not support template, system, or context")
+        self._check_common(model, req.think, bool(req.images))
+        if req.suffix and "insert" not in model.capabilities and not req.template:
+            raise UnsupportedCapability(f"{model.name.full()} does not support insert")
+        options = self.options_for(model, req.options)
+        base = {"model": req.model, "created_at": ""}
+        if not req.prompt and not req.suffix and not req.context:
+            reason = await self.load_or_unload(model, options, req.keep_alive)
+            yield {**base, "created_at": now_iso(), "response": "", "done": True,
+                   "done_reason": reason}
+            return
+        lease, spec = await self.lease(model, options, req.keep_alive)
+        async with lease:
+            stats.load_duration = lease.load_duration
+            client = _client(lease)
+            builder = PromptBuilder(client, self.catalog)
+            rendered = await builder.generate_prompt(model, req)
+            tokens = list(req.context or []) + await client.tokenize(rendered.text)
+            truncated = False
+            if len(tokens) > spec.num_ctx - 1:
+                keep = min(int(options.get("num_keep", 4)), spec.num_ctx // 2)
+                drop = len(tokens) - (spec.num_ctx - 1)
+                tokens = tokens[:keep] + tokens[keep + drop :]
+                truncated = True
+                log.warning(
+                    "generate for %s: prompt of %d tokens truncated to the context of %d",
+                    req.model, len(tokens) + drop, spec.num_ctx,
+                )
+            body = self._engine_body(options, req.format)
+            body.update(prompt=tokens, return_tokens=True)
+            generated: list[int] = []
+            async for event in self._stream(lease, body):
+                if not event.get("stop"):
+                    generated.extend(event.get("tokens") or ())
+                    yield {**base, "created_at": now_iso(), "response": event.get("content", ""),
+                           "done": False}
+                    continue
+                generated.extend(event.get("tokens") or ())
+                stats.take_timings(event)
+                stats.prompt_eval_count = len(tokens)
+                final: Chunk = {**base, "created_at": now_iso(),
+                                "response": event.get("content", ""), "done": True,
+                                "done_reason": done_reason(event)}
+                if not req.raw:
+                    final["context"] = tokens + generated
+                final.update(stats.fields())
+                if truncated:
+                    final["truncated"] = True
+                yield final
+
+    # ---- chat -------------------------------------------------------------------------
+
+    async def chat(self, req: ChatRequest) -> AsyncIterator[Chunk]:
+        stats = Stats(time.monotonic())
+        model = await self.catalog.get(req.model)
+        if "completion" not in model.capabilities:
+            raise UnsupportedCapability(f'"{req.model}" does not support chat')
+        has_images = any(m.images for m in req.messages)
+        self._check_common(model, req.think, has_images)
+        options = self.options_for(model, req.options)
+        base = {"model": req.model, "created_at": ""}
+        if not req.messages:
+            reason = await self.load_or_unload(model, options, req.keep_alive)
+            yield {**base, "created_at": now_iso(),
+                   "message": {"role": "assistant", "content": ""}, "done": True,
+                   "done_reason": reason}
+            return
+        lease, spec = await self.lease(model, options, req.keep_alive)
+        async with lease:
+            stats.load_duration = lease.load_duration
+            client = _client(lease)
+            builder = PromptBuilder(client, self.catalog)
+            messages = builder.chat_messages(model, req)
+            rendered = await builder.chat_prompt(model, messages, req.tools, req.think)
+            body = self._engine_body(options, req.format)
+            body["prompt"] = rendered.text
+            parser = ToolCallParser() if req.tools else None
+            truncated = False
+            events = self._stream(lease, body)
+            try:
+                first = await anext(events)
+            except ContextExceeded as exc:
+                if not req.truncate:
+                    raise ContextOverflow(
+                        f"the input length ({exc.n_prompt_tokens} tokens) exceeds the context "
+                        f"length ({spec.num_ctx} tokens)"
+                    ) from exc
+                rendered = await builder.fit_chat(model, messages, req.tools, req.think, spec.num_ctx)
+                truncated = True
+                log.warning(
+                    "chat for %s: %d oldest messages dropped to fit the context of %d tokens",
+                    req.model, rendered.dropped, spec.num_ctx,
+                )
+                body["prompt"] = rendered.text
+                events = self._stream(lease, body)
+                first = await anext(events)
+            async for event in _prepend(first, events):
+                text = event.get("content", "")
+                calls: list[dict[str, Any]] = []
+                if parser is not None:
+                    text, calls = parser.feed(text)
+                if not event.get("stop"):
+                    if text or calls:
+                        yield _chat_chunk(base, text, calls, done=False)
+                    continue
+                if parser is not None:
+                    rest, more = parser.finish()
+                    text += rest
+                    calls += more
+                stats.take_timings(event)
+                final = _chat_chunk(base, text, calls, done=True)
+                final["done_reason"] = done_reason(event)
+                final.update(stats.fields())
+                if truncated:
+                    final["truncated"] = True
+                yield final
+
+    # ---- embeddings -------------------------------------------------------------------
+
+    async def embed(self, req: EmbedRequest) -> dict[str, Any]:
+        stats = Stats(time.monotonic())
+        model = await self.catalog.get(req.model)
+        if "embedding" not in model.capabilities:
+            raise UnsupportedCapability(f"{model.name.full()} does not support embedding")
+        if req.input is None:
+            inputs: list[str] = []
+        elif isinstance(req.input, str):
+            inputs = [req.input] if req.input else []
+        else:
+            inputs = list(req.input)
+        options = self.options_for(model, req.options)
+        lease, spec = await self.lease(model, options, req.keep_alive)
+        async with lease:
+            stats.load_duration = lease.load_duration
+            if not inputs:
+                return {"model": req.model, "embeddings": []}
+            vectors, count, truncated = await self._embed(
+                lease, spec, inputs, truncate=req.truncate, normalize=True, model_name=req.model
+            )
+        if req.dimensions:
+            vectors = [_normalize(v[: req.dimensions]) for v in vectors]
+        result: dict[str, Any] = {
+            "model": req.model,
+            "embeddings": vectors,
+            "total_duration": int((time.monotonic() - stats.started) * 1e9),
+            "load_duration": int(stats.load_duration * 1e9),
+            "prompt_eval_count": count,
+        }
+        if truncated:
+            result["truncated"] = True
+        return result
+
+    async def embeddings(self, req: EmbeddingsRequest) -> dict[str, Any]:
+        model = await self.catalog.get(req.model)
+        if "embedding" not in model.capabilities:
+            raise UnsupportedCapability(f"{model.name.full()} does not support embedding")
+        options = self.options_for(model, req.options)
+        lease, spec = await self.lease(model, options, req.keep_alive)
+        async with lease:
+            if not req.prompt:
+                return {"embedding": []}
+            vectors, _, _ = await self._embed(
+                lease, spec, [req.prompt], truncate=True, normalize=False, model_name=req.model
+            )
+        return {"embedding": vectors[0]}
+
+    async def _embed(
+        self,
+        lease: Lease,
+        spec: RunnerSpec,
+        inputs: list[str],
+        *,
+        truncate: bool,
+        normalize: bool,
+        model_name: str,
+    ) -> tuple[list[list[float]], int, bool]:
+        client = _client(lease)
+        token_lists = await asyncio.gather(*(client.tokenize(text) for text in inputs))
+        limit = min(spec.num_ctx, spec.num_batch)
+        truncated = False
+        fitted: list[list[int]] = []
+        for tokens in token_lists:
+            if len(tokens) > limit:
+                if not truncate:
+                    raise ContextOverflow(
+                        f"the input length exceeds the context length ({len(tokens)} > {limit} "
+                        "tokens)"
+                    )
+                tokens = tokens[:limit]
+                truncated = True
+            fitted.append(tokens or [0])
+        if truncated:
+            log.warning("embed for %s: input truncated to %d tokens", model_name, limit)
+        try:
+            vectors = await client.embeddings(fitted, normalize=normalize)
+        except EngineUnreachable as exc:
+            raise await _runner_failure(lease) from exc
+        return vectors, sum(len(t) for t in fitted), truncated
+
+    # ---- shared -----------------------------------------------------------------------
+
+    def _check_common(self, model: Model, think: Any, has_images: bool) -> None:
+        if has_images and "vision" not in model.capabilities:
+            raise UnsupportedCapability(f"{model.name.full()} does not support vision")
+        if think not in (None, False) and "thinking" not in model.capabilities:
+            raise UnsupportedCapability(f'"{model.display_name}" does not support thinking')
+
+    def _engine_body(
+        self, options: dict[str, Any], fmt: str | dict[str, Any] | None
+    ) -> dict[str, Any]:
+        _, sampling = split_options(options)
+        body = to_engine_params(sampling)
+        body["cache_prompt"] = True
+        if fmt == "json":
+            body["json_schema"] = {}
+        elif isinstance(fmt, dict):
+            body["json_schema"] = fmt
+        return body
+
+    async def _stream(self, lease: Lease, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        client = _client(lease)
+        try:
+            async for event in client.completion_stream(body):
+                yield event
+        except EngineUnreachable as exc:
+            raise await _runner_failure(lease) from exc
+
+
+def _client(lease: Lease) -> EngineClient:
+    client = getattr(lease.runner, "client", None)
+    assert client is not None
+    return client
+
+
+async def _runner_failure(lease: Lease) -> Exception:
+    """The error for a request whose runner link broke: the process's exit if it died."""
+    runner = lease.runner
+    wait_exit = getattr(runner, "wait_exit", None)
+    if wait_exit is not None and await wait_exit(2.0):
+        failure: Exception = runner.failure()  # type: ignore[attr-defined]
+        return failure
+    return RunnerFailed("llama runner process no longer running")
+
+
+def _chat_chunk(
+    base: Chunk, text: str, calls: list[dict[str, Any]], *, done: bool
+) -> Chunk:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if calls:
+        message["tool_calls"] = calls
+    return {**base, "created_at": now_iso(), "message": message, "done": done}
+
+
+async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    yield first
+    async for item in rest:
+        yield item
+
+
+def _normalize(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm > 0 else vector
+
+
+__all__ = ["InferenceService", "RenderedPrompt", "now_iso"]

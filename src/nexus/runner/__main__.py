@@ -1,0 +1,72 @@
+"""Runner process: hosts one llama.cpp engine (``xllamacpp.Server``) for one model.
+
+The engine speaks llama.cpp's server API over HTTP on a loopback port. The process prints that
+address as one JSON line on stdout, then lives until its stdin closes (the parent went away or
+unloaded it) or it is signalled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from nexus.runner.spec import RunnerSpec
+
+
+def build_params(spec: RunnerSpec) -> object:
+    import xllamacpp as xlc
+
+    p = xlc.CommonParams()
+    p.model.path = spec.model_path
+    p.n_parallel = spec.num_parallel
+    p.n_ctx = spec.num_ctx * spec.num_parallel
+    p.kv_unified = False  # each slot holds exactly num_ctx, so overflow is reported, not shifted
+    p.n_batch = spec.num_batch
+    p.n_ubatch = spec.num_batch
+    p.cpuparams.n_threads = spec.threads
+    p.cpuparams_batch.n_threads = spec.threads
+    p.n_gpu_layers = spec.num_gpu
+    p.main_gpu = spec.main_gpu
+    p.cache_prompt = True
+    p.ctx_shift = False
+    p.embedding = True
+    if spec.mean_pooling:
+        p.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
+    if spec.flash_attention is not None:
+        p.flash_attn_type = (
+            xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            if spec.flash_attention
+            else xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+    if spec.kv_cache_type != "f16":
+        cache_type = getattr(xlc.ggml_type, f"GGML_TYPE_{spec.kv_cache_type.upper()}")
+        p.cache_type_k = cache_type
+        p.cache_type_v = cache_type
+    if not spec.use_mmap:
+        p.load_mode = xlc.llama_load_mode.LLAMA_LOAD_MODE_NONE
+    if spec.adapters:
+        adapters = []
+        for path in spec.adapters:
+            adapter = xlc.CommonAdapterLoraInfo()
+            adapter.path = path
+            adapter.scale = 1.0
+            adapters.append(adapter)
+        p.lora_adapters = adapters
+    p.port = 0
+    return p
+
+
+def main() -> None:
+    spec = RunnerSpec.from_json(json.loads(sys.argv[1]))
+    import xllamacpp as xlc
+
+    server = xlc.Server(build_params(spec))
+    sys.stdout.write(json.dumps({"address": server.listening_address, "pid": os.getpid()}) + "\n")
+    sys.stdout.flush()
+    sys.stdin.read()  # returns when the parent closes the pipe
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Parent side of a runner: spawn the engine process, wait for it, stop it, notice its death."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from nexus.errors import RunnerFailed
+from nexus.runner.client import EngineClient
+from nexus.runner.spec import RunnerSpec
+
+log = logging.getLogger(__name__)
+
+_STDERR_TAIL = 2000
+
+
+class RunnerProcess:
+    """One engine process serving one model; ``client`` talks llama.cpp's server API to it."""
+
+    def __init__(self, spec: RunnerSpec, *, load_timeout: float, debug: bool = False) -> None:
+        self.spec = spec
+        self.load_timeout = load_timeout
+        self.debug = debug
+        self.pid: int | None = None
+        self.client: EngineClient | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._log_path: Path | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    def failure(self) -> RunnerFailed:
+        """The error to report for requests that the death of this process broke."""
+        code = self._proc.returncode if self._proc else None
+        status = f"exit status {code}" if code is not None else "no exit status"
+        tail = self.stderr_tail()
+        return RunnerFailed(
+            f"llama runner process has terminated: {status}" + (f": {tail}" if tail else "")
+        )
+
+    async def wait_exit(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the process to end; whether it has."""
+        if self._proc is None:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._proc.wait()), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def stderr_tail(self) -> str:
+        if self._log_path is None:
+            return ""
+        try:
+            data = self._log_path.read_bytes()[-_STDERR_TAIL:]
+        except OSError:
+            return ""
+        lines = [ln for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+        errors = [ln for ln in lines if " E " in ln or "error" in ln.lower()]
+        return (errors or lines or [""])[-1].strip()
+
+    async def start(self) -> None:
+        fd, log_name = tempfile.mkstemp(prefix="nexus-runner-", suffix=".log")
+        self._log_path = Path(log_name)
+        stderr: int = fd
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "nexus.runner",
+            json.dumps(self.spec.to_json()),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=None if self.debug else stderr,
+        )
+        os.close(fd)
+        self.pid = self._proc.pid
+        assert self._proc.stdout is not None
+        timeout = None if self.load_timeout == float("inf") else self.load_timeout
+        try:
+            line = await asyncio.wait_for(self._proc.stdout.readline(), timeout)
+        except TimeoutError:
+            await self.stop()
+            raise RunnerFailed(
+                f"timed out waiting for llama runner to start - {self.stderr_tail()}"
+            ) from None
+        except asyncio.CancelledError:
+            await self.stop()
+            raise
+        if not line:
+            await self._proc.wait()
+            error = self.failure()
+            self._cleanup_log()
+            raise error
+        address = json.loads(line)["address"]
+        self.client = EngineClient(address)
+        self._watch = asyncio.create_task(self._watch_exit())
+
+    async def _watch_exit(self) -> None:
+        assert self._proc is not None
+        code = await self._proc.wait()
+        if not self._stopping:
+            log.warning("runner %s (pid %s) exited with status %s", self.spec.model_path, self.pid, code)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            if proc.stdin is not None:
+                with contextlib.suppress(Exception):
+                    proc.stdin.close()
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if self.client is not None:
+            await self.client.aclose()
+        if self._watch is not None:
+            self._watch.cancel()
+        self._cleanup_log()
+
+    def _cleanup_log(self) -> None:
+        if self._log_path is not None:
+            with contextlib.suppress(OSError):
+                self._log_path.unlink()
+            self._log_path = None

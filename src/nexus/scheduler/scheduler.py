@@ -1,0 +1,257 @@
+"""Keep-alive, max loaded models, parallel slots and a bounded queue, as Ollama schedules."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from nexus.errors import Busy
+from nexus.runner.spec import RunnerSpec
+
+log = logging.getLogger(__name__)
+
+
+class Runner(Protocol):
+    """What the scheduler needs of a runner; the real one is ``RunnerProcess``."""
+
+    spec: RunnerSpec
+    pid: int | None
+
+    @property
+    def alive(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+RunnerFactory = Callable[[RunnerSpec], Runner]
+
+
+@dataclass
+class LoadedModel:
+    """A loaded runner with its bookkeeping; ``info`` is whatever the caller attached at load."""
+
+    runner: Runner
+    spec: RunnerSpec
+    keep_alive: float
+    slots: asyncio.Semaphore
+    info: dict[str, Any] = field(default_factory=dict)
+    refcount: int = 0
+    expires_at: float = math.inf
+    #: Set when the runner must go (eviction, reload, crash): no new request attaches.
+    evicting: bool = False
+    last_used: float = field(default_factory=time.monotonic)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    timer: asyncio.TimerHandle | None = None
+    load_duration: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+
+class Lease:
+    """A request's hold on a runner slot; release it exactly once (``async with`` does)."""
+
+    def __init__(self, scheduler: Scheduler, model: LoadedModel, load_duration: float) -> None:
+        self.scheduler = scheduler
+        self.model = model
+        self.load_duration = load_duration
+        self._released = False
+
+    @property
+    def runner(self) -> Runner:
+        return self.model.runner
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.scheduler._release(self.model)
+
+    async def __aenter__(self) -> Lease:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Scheduler:
+    """Loads runners one at a time, attaches requests to loaded ones, unloads idle ones."""
+
+    def __init__(
+        self,
+        factory: RunnerFactory,
+        *,
+        default_keep_alive: float,
+        max_loaded: int,
+        max_queue: int,
+    ) -> None:
+        self.factory = factory
+        self.default_keep_alive = default_keep_alive
+        self.max_loaded = max(1, max_loaded)
+        self.max_queue = max_queue
+        self._loaded: dict[str, LoadedModel] = {}
+        self._load_lock = asyncio.Lock()
+        self._waiting = 0
+        self._changed = asyncio.Event()
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    def loaded(self) -> list[LoadedModel]:
+        return list(self._loaded.values())
+
+    async def acquire(
+        self,
+        spec: RunnerSpec,
+        *,
+        keep_alive: float | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> Lease:
+        """Return a lease on a slot of a runner for ``spec``, loading it if need be.
+
+        A request that has to wait (for a load or for a free slot) counts against the queue;
+        past ``max_queue`` waiting requests it fails at once with ``Busy``.
+        """
+        started = time.monotonic()
+        model = self._attachable(spec)
+        if model is not None and not model.slots.locked():
+            self._attach(model, keep_alive, info)
+            await model.slots.acquire()  # a free slot: returns without suspending
+            return Lease(self, model, time.monotonic() - started)
+        if self._waiting >= self.max_queue:
+            raise Busy()
+        self._waiting += 1
+        try:
+            if model is None:
+                async with self._load_lock:
+                    model = self._attachable(spec) or await self._load(spec, info)
+            self._attach(model, keep_alive, info)
+            try:
+                await model.slots.acquire()
+            except BaseException:
+                model.refcount -= 1
+                self._after_release(model)
+                raise
+            return Lease(self, model, time.monotonic() - started)
+        finally:
+            self._waiting -= 1
+
+    def _attachable(self, spec: RunnerSpec) -> LoadedModel | None:
+        model = self._loaded.get(spec.model_path)
+        if model is None or model.evicting or model.spec != spec or not model.runner.alive:
+            return None
+        return model
+
+    def _attach(
+        self, model: LoadedModel, keep_alive: float | None, info: dict[str, Any] | None
+    ) -> None:
+        model.refcount += 1
+        model.idle.clear()
+        if model.timer is not None:
+            model.timer.cancel()
+            model.timer = None
+        if keep_alive is not None:
+            model.keep_alive = keep_alive
+        if info:
+            model.info.update(info)
+        model.expires_at = time.time() + model.keep_alive
+
+    async def _load(self, spec: RunnerSpec, info: dict[str, Any] | None) -> LoadedModel:
+        old = self._loaded.get(spec.model_path)
+        if old is not None:
+            await self._unload_when_idle(old)
+        while len(self._loaded) >= self.max_loaded:
+            victim = self._pick_victim()
+            if victim is None:
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            await self._unload_when_idle(victim)
+        runner = self.factory(spec)
+        started = time.monotonic()
+        await runner.start()
+        model = LoadedModel(
+            runner=runner,
+            spec=spec,
+            keep_alive=self.default_keep_alive,
+            slots=asyncio.Semaphore(spec.num_parallel),
+            info=dict(info or {}),
+            load_duration=time.monotonic() - started,
+        )
+        self._loaded[spec.model_path] = model
+        log.info("loaded %s (pid %s) in %.2fs", spec.model_path, runner.pid, model.load_duration)
+        return model
+
+    def _pick_victim(self) -> LoadedModel | None:
+        idle = [m for m in self._loaded.values() if m.refcount == 0]
+        if idle:
+            return min(idle, key=lambda m: m.last_used)
+        busy = sorted(self._loaded.values(), key=lambda m: m.last_used)
+        if busy:
+            busy[0].evicting = True
+        return None
+
+    async def _unload_when_idle(self, model: LoadedModel) -> None:
+        model.evicting = True
+        await model.idle.wait()
+        await self._stop(model)
+
+    async def _stop(self, model: LoadedModel) -> None:
+        if self._loaded.get(model.spec.model_path) is model:
+            del self._loaded[model.spec.model_path]
+        if model.timer is not None:
+            model.timer.cancel()
+            model.timer = None
+        await model.runner.stop()
+        self._changed.set()
+        log.info("unloaded %s", model.spec.model_path)
+
+    def _release(self, model: LoadedModel) -> None:
+        model.slots.release()
+        model.refcount -= 1
+        self._after_release(model)
+
+    def _after_release(self, model: LoadedModel) -> None:
+        model.last_used = time.monotonic()
+        if model.refcount > 0:
+            return
+        model.idle.set()
+        self._changed.set()
+        if self._loaded.get(model.spec.model_path) is not model:
+            return
+        if model.evicting or model.keep_alive == 0 or not model.runner.alive:
+            asyncio.get_running_loop().create_task(self._stop(model))
+        elif math.isfinite(model.keep_alive):
+            model.expires_at = time.time() + model.keep_alive
+            loop = asyncio.get_running_loop()
+            model.timer = loop.call_later(
+                model.keep_alive, lambda: loop.create_task(self._expire(model))
+            )
+        else:
+            model.expires_at = math.inf
+
+    async def _expire(self, model: LoadedModel) -> None:
+        if model.refcount == 0 and self._loaded.get(model.spec.model_path) is model:
+            await self._stop(model)
+
+    async def unload(self, model_path: str) -> None:
+        """Unload now if idle, else as soon as its requests finish (``keep_alive: 0``)."""
+        model = self._loaded.get(model_path)
+        if model is None:
+            return
+        model.keep_alive = 0
+        if model.refcount == 0:
+            await self._stop(model)
+
+    async def shutdown(self) -> None:
+        for model in list(self._loaded.values()):
+            with contextlib.suppress(Exception):
+                await self._stop(model)

@@ -1,0 +1,91 @@
+"""The ASGI app: built from ``Settings`` by ``create_app``; no module-level state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from nexus import __version__
+from nexus.config import Settings
+from nexus.inference.models import ModelCatalog
+from nexus.inference.service import InferenceService
+from nexus.runner.process import RunnerProcess
+from nexus.runner.spec import RunnerSpec
+from nexus.scheduler import Scheduler
+from nexus.server.errors import install_error_handlers
+from nexus.server.native import router as native_router
+from nexus.server.state import AppState
+from nexus.store.store import Store
+
+log = logging.getLogger(__name__)
+
+CORS_HEADERS = [
+    "Authorization", "Content-Type", "User-Agent", "Accept", "X-Requested-With", "OpenAI-Beta",
+    "x-stainless-arch", "x-stainless-async", "x-stainless-custom-poll-interval",
+    "x-stainless-helper-method", "x-stainless-lang", "x-stainless-os",
+    "x-stainless-package-version", "x-stainless-poll-helper", "x-stainless-retry-count",
+    "x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-timeout",
+]
+
+
+def allowed_origins(extra: tuple[str, ...]) -> list[str]:
+    """Ollama's origin list: the user's first, then local hosts and app schemes."""
+    origins = list(extra)
+    for host in ("localhost", "127.0.0.1", "0.0.0.0"):
+        origins += [f"http://{host}", f"https://{host}", f"http://{host}:*", f"https://{host}:*"]
+    origins += ["app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*"]
+    return origins
+
+
+def origin_regex(origins: list[str]) -> str:
+    parts = [".*" if o == "*" else ".*".join(re.escape(p) for p in o.split("*")) for o in origins]
+    parts.append(r"(chrome|moz|safari-web)-extension://.*")
+    return "^(" + "|".join(parts) + ")$"
+
+
+def build_state(settings: Settings) -> AppState:
+    store = Store(settings.models, noprune=settings.noprune)
+    catalog = ModelCatalog(store)
+
+    def factory(spec: RunnerSpec) -> RunnerProcess:
+        return RunnerProcess(spec, load_timeout=settings.load_timeout, debug=settings.debug > 0)
+
+    scheduler = Scheduler(
+        factory,
+        default_keep_alive=settings.keep_alive,
+        max_loaded=settings.effective_max_loaded_models,
+        max_queue=settings.max_queue,
+    )
+    inference = InferenceService(settings, catalog, scheduler)
+    return AppState(settings, store, catalog, scheduler, inference)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    state = build_state(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(state.store.prune)
+        yield
+        await state.scheduler.shutdown()
+
+    app = FastAPI(
+        title="Nexus", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.nexus = state
+    install_error_handlers(app)
+    app.include_router(native_router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origin_regex=origin_regex(allowed_origins(settings.origins)),
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        allow_headers=CORS_HEADERS,
+    )
+    return app

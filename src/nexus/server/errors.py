@@ -1,0 +1,65 @@
+"""Exceptions to responses, in one place, in the shape of the API the request addressed."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nexus.errors import NexusError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(path: str, status: int, message: str, exc: NexusError | None = None) -> dict[str, object]:
+    """Ollama's ``{"error": "..."}``; under ``/v1`` OpenAI's error object."""
+    if path.startswith("/v1"):
+        kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+        return {
+            "error": {
+                "message": message,
+                "type": kind,
+                "param": exc.param if exc is not None else None,
+                "code": exc.code if exc is not None else None,
+            }
+        }
+    return {"error": message}
+
+
+def error_response(path: str, exc: NexusError) -> JSONResponse:
+    return JSONResponse(error_body(path, exc.status, exc.message, exc), status_code=exc.status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def nexus_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NexusError)
+        if exc.status >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, exc.message)
+        return error_response(request.url.path, exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return PlainTextResponse("404 page not found", status_code=404)
+        if exc.status_code == 405:
+            return PlainTextResponse("405 method not allowed", status_code=405)
+        return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        message = "; ".join(str(e.get("msg", "")) for e in exc.errors()) or "invalid request"
+        return JSONResponse(error_body(request.url.path, 400, message), status_code=400)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body(request.url.path, 500, f"internal error: {exc}"), status_code=500
+        )
+
+    app.add_exception_handler(NexusError, nexus_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,296 @@
+"""Ollama's native API under ``/api``: parse, call, stream."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import queue
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+
+from nexus import __version__
+from nexus.api.ollama import (
+    ChatRequest,
+    CopyRequest,
+    DeleteRequest,
+    EmbeddingsRequest,
+    EmbedRequest,
+    GenerateRequest,
+    ShowRequest,
+)
+from nexus.errors import BadRequest, BlobNotFound, InvalidModelName, ModelNotFound
+from nexus.server.body import parse_body
+from nexus.server.state import AppState, state_of
+from nexus.server.streaming import (
+    JSONReply,
+    Chunk,
+    merge_chat,
+    merge_generate,
+    progress_stream,
+    reply,
+    until_disconnect,
+)
+from nexus.store.blobs import parse_digest
+from nexus.store.create import CreateSpec, create_model
+from nexus.store.names import ModelName
+
+router = APIRouter()
+
+FOREVER_UNTIL = datetime(2318, 1, 1, tzinfo=UTC)
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@router.api_route("/", methods=["GET", "HEAD"])
+async def root() -> Response:
+    return PlainTextResponse("Ollama is running")
+
+
+@router.api_route("/api/version", methods=["GET", "HEAD"])
+async def version() -> Response:
+    return JSONReply({"version": __version__})
+
+
+@router.api_route("/api/tags", methods=["GET", "HEAD"])
+async def tags(request: Request) -> Response:
+    state = state_of(request)
+    stored = await asyncio.to_thread(state.store.manifests.list)
+    models = []
+    for item in stored:
+        details = await state.details_for(item)
+        name = item.name.display()
+        models.append(
+            {
+                "name": name,
+                "model": name,
+                "modified_at": iso(item.modified_at),
+                "size": item.size,
+                "digest": item.digest,
+                "details": details,
+            }
+        )
+    return JSONReply({"models": models})
+
+
+@router.post("/api/show")
+async def show(request: Request) -> Response:
+    state = state_of(request)
+    req = await parse_body(request, ShowRequest)
+    requested = req.model or req.name
+    if not requested:
+        raise BadRequest("model is required")
+    model = await state.catalog.get(requested)
+    return JSONReply(await asyncio.to_thread(state.show, model, req.verbose))
+
+
+@router.post("/api/generate")
+async def generate(request: Request) -> Response:
+    state = state_of(request)
+    req = await parse_body(request, GenerateRequest)
+    _require_model(req.model)
+    return await reply(request, state.inference.generate(req), stream=req.stream,
+                       merge=merge_generate)
+
+
+@router.post("/api/chat")
+async def chat(request: Request) -> Response:
+    state = state_of(request)
+    req = await parse_body(request, ChatRequest)
+    _require_model(req.model)
+    return await reply(request, state.inference.chat(req), stream=req.stream, merge=merge_chat)
+
+
+@router.post("/api/embed")
+async def embed(request: Request) -> Response:
+    state = state_of(request)
+    req = await parse_body(request, EmbedRequest)
+    _require_model(req.model)
+    return JSONReply(await until_disconnect(request, state.inference.embed(req)))
+
+
+@router.post("/api/embeddings")
+async def embeddings(request: Request) -> Response:
+    state = state_of(request)
+    req = await parse_body(request, EmbeddingsRequest)
+    _require_model(req.model)
+    return JSONReply(await until_disconnect(request, state.inference.embeddings(req)))
+
+
+@router.get("/api/ps")
+async def ps(request: Request) -> Response:
+    state = state_of(request)
+    now = datetime.now(UTC)
+    models = []
+    for loaded in state.scheduler.loaded():
+        if not loaded.runner.alive:
+            continue
+        model = loaded.info.get("model")
+        if model is None:
+            continue
+        if loaded.refcount > 0 or not math.isfinite(loaded.keep_alive):
+            until = now + timedelta(seconds=min(loaded.keep_alive, 1e10))
+        else:
+            until = datetime.fromtimestamp(loaded.expires_at, UTC)
+        if not math.isfinite(loaded.keep_alive):
+            until = FOREVER_UNTIL
+        name = model.display_name
+        size = int(loaded.info.get("size", 0))
+        models.append(
+            {
+                "name": name,
+                "model": name,
+                "size": size,
+                "digest": model.digest,
+                "details": model.details(),
+                "expires_at": iso(until),
+                "size_vram": int(loaded.info.get("size_vram", 0)),
+                "context_length": loaded.spec.num_ctx,
+            }
+        )
+    models.sort(key=lambda m: m["expires_at"], reverse=True)
+    return JSONReply({"models": models})
+
+
+@router.post("/api/copy")
+async def copy(request: Request) -> Response:
+    state = state_of(request)
+    req = await parse_body(request, CopyRequest)
+    try:
+        src = ModelName.parse(req.source)
+    except InvalidModelName:
+        raise BadRequest(f'source "{req.source}" is invalid') from None
+    try:
+        dst = ModelName.parse(req.destination)
+    except InvalidModelName:
+        raise BadRequest(f'destination "{req.destination}" is invalid') from None
+    manifests = state.store.manifests
+    resolved = await asyncio.to_thread(manifests.resolve, src)
+    if resolved is None:
+        raise ModelNotFound(f'model "{req.source}" not found')
+    await asyncio.to_thread(manifests.copy, resolved, dst, req.source)
+    return Response(status_code=200)
+
+
+@router.delete("/api/delete")
+async def delete(request: Request) -> Response:
+    state = state_of(request)
+    req = await parse_body(request, DeleteRequest)
+    requested = req.model or req.name
+    if not requested:
+        raise BadRequest("model is required")
+    try:
+        name = ModelName.parse(requested)
+    except InvalidModelName:
+        raise BadRequest(f'name "{requested}" is invalid') from None
+    resolved = await asyncio.to_thread(state.store.manifests.resolve, name)
+    if resolved is None:
+        raise ModelNotFound(f"model '{requested}' not found")
+    await asyncio.to_thread(state.store.delete_model, resolved, requested)
+    return Response(status_code=200)
+
+
+@router.head("/api/blobs/{digest}")
+async def blob_exists(request: Request, digest: str) -> Response:
+    state = state_of(request)
+    parsed = parse_digest(digest)
+    if not await asyncio.to_thread(state.store.blobs.exists, parsed):
+        raise BlobNotFound(f'blob "{parsed}" not found')
+    return Response(status_code=200)
+
+
+@router.post("/api/blobs/{digest}")
+async def blob_upload(request: Request, digest: str) -> Response:
+    state = state_of(request)
+    parsed = parse_digest(digest)
+    blobs = state.store.blobs
+    if await asyncio.to_thread(blobs.exists, parsed):
+        return Response(status_code=200)
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
+    writer = asyncio.ensure_future(
+        asyncio.to_thread(blobs.put, iter(chunks.get, None), parsed)
+    )
+    try:
+        async for data in request.stream():
+            if data:
+                await _put(chunks, data, writer)
+    finally:
+        await _put(chunks, None, writer)
+    await writer
+    return Response(status_code=201)
+
+
+async def _put(chunks: queue.Queue[bytes | None], item: bytes | None, writer: Any) -> None:
+    """Hand a chunk to the writer thread without blocking the event loop."""
+    while True:
+        if writer.done():
+            writer.result()  # re-raises the writer's error (digest mismatch, disk full)
+            return
+        try:
+            chunks.put_nowait(item)
+            return
+        except queue.Full:
+            await asyncio.sleep(0.001)
+
+
+@router.post("/api/create")
+async def create(request: Request) -> Response:
+    state = state_of(request)
+    spec = await parse_body(request, CreateSpec)
+    if not spec.model:
+        raise BadRequest("model is required")
+    statuses = _run_with_progress(lambda progress: create_model(state.store, spec, progress))
+    if spec.stream:
+        first = await anext(statuses)
+        return StreamingResponse(
+            progress_stream(_prepend(first, statuses)), media_type="application/x-ndjson"
+        )
+    last: Chunk = {}
+    async for status in statuses:
+        last = status
+    state.catalog_changed()
+    return JSONReply(last)
+
+
+async def _prepend(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+    yield first
+    async for item in rest:
+        yield item
+
+
+async def _run_with_progress(
+    work: Callable[[Callable[[str], None]], None],
+) -> AsyncIterator[Chunk]:
+    """Run blocking ``work`` in a thread, yielding each status it reports as it comes."""
+    loop = asyncio.get_running_loop()
+    statuses: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def progress(status: str) -> None:
+        loop.call_soon_threadsafe(statuses.put_nowait, status)
+
+    def run() -> None:
+        try:
+            work(progress)
+        finally:
+            loop.call_soon_threadsafe(statuses.put_nowait, None)
+
+    task = asyncio.ensure_future(asyncio.to_thread(run))
+    while True:
+        status = await statuses.get()
+        if status is None:
+            break
+        yield {"status": status}
+    await task  # raises the work's error, which the stream reports
+
+
+def _require_model(model: str) -> None:
+    if not model:
+        raise BadRequest("model is required")
+
+
+__all__ = ["AppState", "router"]

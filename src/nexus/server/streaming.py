@@ -1,0 +1,132 @@
+"""NDJSON streaming as Ollama does it, and single replies that stop when the client leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from nexus.errors import Canceled, NexusError
+
+log = logging.getLogger(__name__)
+
+Chunk = dict[str, Any]
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+class JSONReply(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode()
+
+
+async def _ndjson(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
+    yield (dumps(first) + "\n").encode()
+    try:
+        async for chunk in rest:
+            yield (dumps(chunk) + "\n").encode()
+    except NexusError as exc:
+        yield (dumps({"error": exc.message}) + "\n").encode()
+    except Exception as exc:  # the stream has started: report in-band, as Ollama does
+        log.exception("stream failed")
+        yield (dumps({"error": str(exc)}) + "\n").encode()
+    finally:
+        await _aclose(rest)
+
+
+async def _aclose(it: AsyncIterator[Any]) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def wait_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def until_disconnect(request: Request, work: Any) -> Any:
+    """Run ``work`` (a coroutine); cancel it if the client goes away first."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(wait_disconnect(request))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        raise Canceled()
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+
+
+async def reply(
+    request: Request,
+    chunks: AsyncIterator[Chunk],
+    *,
+    stream: bool,
+    merge: Callable[[list[Chunk]], Chunk],
+) -> Response:
+    """Answer with NDJSON when streaming, else with the merged chunks as one JSON object.
+
+    The first chunk is awaited before anything is sent, so errors that happen before output
+    (unknown model, bad options, load failure) get their own status code.
+    """
+    try:
+        first = await until_disconnect(request, anext(chunks))
+    except StopAsyncIteration:
+        first = {}
+    except BaseException:
+        await _aclose(chunks)
+        raise
+    if first.get("done_reason") in ("load", "unload") or (stream and first.get("done")):
+        if not stream or first.get("done_reason") in ("load", "unload"):
+            return JSONReply(first)
+    if stream:
+        return StreamingResponse(_ndjson(first, chunks), media_type="application/x-ndjson")
+
+    async def collect() -> list[Chunk]:
+        items = [first]
+        try:
+            async for chunk in chunks:
+                items.append(chunk)
+        finally:
+            await _aclose(chunks)
+        return items
+
+    return JSONReply(merge(await until_disconnect(request, collect())))
+
+
+def merge_generate(chunks: list[Chunk]) -> Chunk:
+    result = dict(chunks[-1])
+    result["response"] = "".join(c.get("response", "") for c in chunks)
+    return result
+
+
+def merge_chat(chunks: list[Chunk]) -> Chunk:
+    result = dict(chunks[-1])
+    message = dict(result.get("message") or {"role": "assistant"})
+    message["content"] = "".join((c.get("message") or {}).get("content", "") for c in chunks)
+    calls = [call for c in chunks for call in (c.get("message") or {}).get("tool_calls", [])]
+    if calls:
+        message["tool_calls"] = calls
+    result["message"] = message
+    return result
+
+
+async def progress_stream(statuses: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
+    try:
+        async for status in statuses:
+            yield (dumps(status) + "\n").encode()
+    except NexusError as exc:
+        yield (dumps({"error": exc.message}) + "\n").encode()
