@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 import typer
 
@@ -55,7 +54,10 @@ def serve() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("nexus").info(
         "Nexus %s listening on %s:%d, models in %s",
-        __version__, settings.host.host, settings.host.port, settings.models,
+        __version__,
+        settings.host.host,
+        settings.host.port,
+        settings.models,
     )
     uvicorn.run(
         create_app(settings),

@@ -158,8 +158,13 @@ class InferenceService:
         base = {"model": req.model, "created_at": ""}
         if not req.prompt and not req.suffix and not req.context:
             reason = await self.load_or_unload(model, options, req.keep_alive)
-            yield {**base, "created_at": now_iso(), "response": "", "done": True,
-                   "done_reason": reason}
+            yield {
+                **base,
+                "created_at": now_iso(),
+                "response": "",
+                "done": True,
+                "done_reason": reason,
+            }
             return
         lease, spec = await self.lease(model, options, req.keep_alive)
         async with lease:
@@ -176,7 +181,9 @@ class InferenceService:
                 truncated = True
                 log.warning(
                     "generate for %s: prompt of %d tokens truncated to the context of %d",
-                    req.model, len(tokens) + drop, spec.num_ctx,
+                    req.model,
+                    len(tokens) + drop,
+                    spec.num_ctx,
                 )
             body = self._engine_body(options, req.format)
             body.update(prompt=tokens, return_tokens=True)
@@ -184,15 +191,23 @@ class InferenceService:
             async for event in self._stream(lease, body):
                 if not event.get("stop"):
                     generated.extend(event.get("tokens") or ())
-                    yield {**base, "created_at": now_iso(), "response": event.get("content", ""),
-                           "done": False}
+                    yield {
+                        **base,
+                        "created_at": now_iso(),
+                        "response": event.get("content", ""),
+                        "done": False,
+                    }
                     continue
                 generated.extend(event.get("tokens") or ())
                 stats.take_timings(event)
                 stats.prompt_eval_count = len(tokens)
-                final: Chunk = {**base, "created_at": now_iso(),
-                                "response": event.get("content", ""), "done": True,
-                                "done_reason": done_reason(event)}
+                final: Chunk = {
+                    **base,
+                    "created_at": now_iso(),
+                    "response": event.get("content", ""),
+                    "done": True,
+                    "done_reason": done_reason(event),
+                }
                 if not req.raw:
                     final["context"] = tokens + generated
                 final.update(stats.fields())
@@ -213,9 +228,13 @@ class InferenceService:
         base = {"model": req.model, "created_at": ""}
         if not req.messages:
             reason = await self.load_or_unload(model, options, req.keep_alive)
-            yield {**base, "created_at": now_iso(),
-                   "message": {"role": "assistant", "content": ""}, "done": True,
-                   "done_reason": reason}
+            yield {
+                **base,
+                "created_at": now_iso(),
+                "message": {"role": "assistant", "content": ""},
+                "done": True,
+                "done_reason": reason,
+            }
             return
         lease, spec = await self.lease(model, options, req.keep_alive)
         async with lease:
@@ -237,11 +256,15 @@ class InferenceService:
                         f"the input length ({exc.n_prompt_tokens} tokens) exceeds the context "
                         f"length ({spec.num_ctx} tokens)"
                     ) from exc
-                rendered = await builder.fit_chat(model, messages, req.tools, req.think, spec.num_ctx)
+                rendered = await builder.fit_chat(
+                    model, messages, req.tools, req.think, spec.num_ctx
+                )
                 truncated = True
                 log.warning(
                     "chat for %s: %d oldest messages dropped to fit the context of %d tokens",
-                    req.model, rendered.dropped, spec.num_ctx,
+                    req.model,
+                    rendered.dropped,
+                    spec.num_ctx,
                 )
                 body["prompt"] = rendered.text
                 events = self._stream(lease, body)
@@ -394,9 +417,7 @@ async def _runner_failure(lease: Lease) -> Exception:
     return RunnerFailed("llama runner process no longer running")
 
 
-def _chat_chunk(
-    base: Chunk, text: str, calls: list[dict[str, Any]], *, done: bool
-) -> Chunk:
+def _chat_chunk(base: Chunk, text: str, calls: list[dict[str, Any]], *, done: bool) -> Chunk:
     message: dict[str, Any] = {"role": "assistant", "content": text}
     if calls:
         message["tool_calls"] = calls

@@ -96,7 +96,7 @@ class ToolCallParser:
         return "".join(out), calls
 
     def finish(self) -> tuple[str, list[dict[str, Any]]]:
-        """End of output: an unclosed call is parsed if it is complete JSON, else returned as text."""
+        """End of output: an unclosed call is parsed if its JSON is whole, else kept as text."""
         rest, self._pending = self._pending, ""
         if self._in_call:
             self._in_call = False

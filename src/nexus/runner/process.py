@@ -108,7 +108,9 @@ class RunnerProcess:
         assert self._proc is not None
         code = await self._proc.wait()
         if not self._stopping:
-            log.warning("runner %s (pid %s) exited with status %s", self.spec.model_path, self.pid, code)
+            log.warning(
+                "runner %s (pid %s) exited with status %s", self.spec.model_path, self.pid, code
+            )
 
     async def stop(self) -> None:
         self._stopping = True

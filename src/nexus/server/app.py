@@ -26,11 +26,24 @@ from nexus.store.store import Store
 log = logging.getLogger(__name__)
 
 CORS_HEADERS = [
-    "Authorization", "Content-Type", "User-Agent", "Accept", "X-Requested-With", "OpenAI-Beta",
-    "x-stainless-arch", "x-stainless-async", "x-stainless-custom-poll-interval",
-    "x-stainless-helper-method", "x-stainless-lang", "x-stainless-os",
-    "x-stainless-package-version", "x-stainless-poll-helper", "x-stainless-retry-count",
-    "x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-timeout",
+    "Authorization",
+    "Content-Type",
+    "User-Agent",
+    "Accept",
+    "X-Requested-With",
+    "OpenAI-Beta",
+    "x-stainless-arch",
+    "x-stainless-async",
+    "x-stainless-custom-poll-interval",
+    "x-stainless-helper-method",
+    "x-stainless-lang",
+    "x-stainless-os",
+    "x-stainless-package-version",
+    "x-stainless-poll-helper",
+    "x-stainless-retry-count",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-timeout",
 ]
 
 
@@ -76,7 +89,11 @@ def create_app(settings: Settings) -> FastAPI:
         await state.scheduler.shutdown()
 
     app = FastAPI(
-        title="Nexus", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+        title="Nexus",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         openapi_url=None,
     )
     app.state.nexus = state

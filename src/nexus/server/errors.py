@@ -14,7 +14,9 @@ from nexus.errors import NexusError
 log = logging.getLogger(__name__)
 
 
-def error_body(path: str, status: int, message: str, exc: NexusError | None = None) -> dict[str, object]:
+def error_body(
+    path: str, status: int, message: str, exc: NexusError | None = None
+) -> dict[str, object]:
     """Ollama's ``{"error": "..."}``; under ``/v1`` OpenAI's error object."""
     if path.startswith("/v1"):
         kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")

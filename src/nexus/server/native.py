@@ -26,8 +26,8 @@ from nexus.errors import BadRequest, BlobNotFound, InvalidModelName, ModelNotFou
 from nexus.server.body import parse_body
 from nexus.server.state import AppState, state_of
 from nexus.server.streaming import (
-    JSONReply,
     Chunk,
+    JSONReply,
     merge_chat,
     merge_generate,
     progress_stream,
@@ -94,8 +94,9 @@ async def generate(request: Request) -> Response:
     state = state_of(request)
     req = await parse_body(request, GenerateRequest)
     _require_model(req.model)
-    return await reply(request, state.inference.generate(req), stream=req.stream,
-                       merge=merge_generate)
+    return await reply(
+        request, state.inference.generate(req), stream=req.stream, merge=merge_generate
+    )
 
 
 @router.post("/api/chat")
@@ -212,9 +213,7 @@ async def blob_upload(request: Request, digest: str) -> Response:
     if await asyncio.to_thread(blobs.exists, parsed):
         return Response(status_code=200)
     chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
-    writer = asyncio.ensure_future(
-        asyncio.to_thread(blobs.put, iter(chunks.get, None), parsed)
-    )
+    writer = asyncio.ensure_future(asyncio.to_thread(blobs.put, iter(chunks.get, None), parsed))
     try:
         async for data in request.stream():
             if data:

