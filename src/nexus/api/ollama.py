@@ -72,6 +72,7 @@ class GenerateRequest(_Inference):
     context: list[int] | None = None
     raw: bool = False
     images: list[str] | None = None
+    truncate: bool = True
 
 
 class ToolCallFunction(_Request):

@@ -175,6 +175,11 @@ class InferenceService:
             tokens = list(req.context or []) + await client.tokenize(rendered.text)
             truncated = False
             if len(tokens) > spec.num_ctx - 1:
+                if not req.truncate:
+                    raise ContextOverflow(
+                        f"the input length ({len(tokens)} tokens) exceeds the context length "
+                        f"({spec.num_ctx} tokens)"
+                    )
                 keep = min(int(options.get("num_keep", 4)), spec.num_ctx // 2)
                 drop = len(tokens) - (spec.num_ctx - 1)
                 tokens = tokens[:keep] + tokens[keep + drop :]

@@ -62,7 +62,13 @@ def main() -> None:
     import xllamacpp as xlc
 
     server = xlc.Server(build_params(spec))
-    sys.stdout.write(json.dumps({"address": server.listening_address, "pid": os.getpid()}) + "\n")
+    gpus = [
+        {"name": d["name"], "memory_total": d["memory_total"], "memory_free": d["memory_free"]}
+        for d in xlc.get_device_info()
+        if d["type"] != xlc.ggml_backend_dev_type.GGML_BACKEND_DEVICE_TYPE_CPU
+    ]
+    hello = {"address": server.listening_address, "pid": os.getpid(), "gpus": gpus}
+    sys.stdout.write(json.dumps(hello) + "\n")
     sys.stdout.flush()
     sys.stdin.read()  # returns when the parent closes the pipe
     os._exit(0)

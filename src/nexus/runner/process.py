@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from nexus.errors import RunnerFailed
 from nexus.runner.client import EngineClient
@@ -33,6 +34,8 @@ class RunnerProcess:
         self._log_path: Path | None = None
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
+        #: Accelerators the engine saw at load (name, memory_total, memory_free in bytes).
+        self.gpus: list[dict[str, Any]] = []
 
     @property
     def alive(self) -> bool:
@@ -46,6 +49,16 @@ class RunnerProcess:
         return RunnerFailed(
             f"llama runner process has terminated: {status}" + (f": {tail}" if tail else "")
         )
+
+    def vram_bytes(self, size: int, n_layers: int) -> int:
+        """GPU memory this runner holds: the offloaded share of ``size`` (0 on CPU builds)."""
+        if not self.gpus or self.spec.num_gpu == 0:
+            return 0
+        if self.spec.num_gpu < 0:
+            free = sum(int(g.get("memory_free", 0)) for g in self.gpus)
+            return min(size, free) if free else size
+        layers = max(1, n_layers + 1)
+        return size * min(self.spec.num_gpu, layers) // layers
 
     async def wait_exit(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the process to end; whether it has."""
@@ -100,8 +113,9 @@ class RunnerProcess:
             error = self.failure()
             self._cleanup_log()
             raise error
-        address = json.loads(line)["address"]
-        self.client = EngineClient(address)
+        hello = json.loads(line)
+        self.gpus = list(hello.get("gpus") or [])
+        self.client = EngineClient(hello["address"])
         self._watch = asyncio.create_task(self._watch_exit())
 
     async def _watch_exit(self) -> None:

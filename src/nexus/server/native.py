@@ -150,12 +150,17 @@ async def ps(request: Request) -> Response:
                 "digest": model.digest,
                 "details": model.details(),
                 "expires_at": iso(until),
-                "size_vram": int(loaded.info.get("size_vram", 0)),
+                "size_vram": _vram(loaded.runner, size, model.gguf.block_count),
                 "context_length": loaded.spec.num_ctx,
             }
         )
     models.sort(key=lambda m: m["expires_at"], reverse=True)
     return JSONReply({"models": models})
+
+
+def _vram(runner: object, size: int, n_layers: int) -> int:
+    vram_bytes = getattr(runner, "vram_bytes", None)
+    return int(vram_bytes(size, n_layers)) if vram_bytes is not None else 0
 
 
 @router.post("/api/copy")
