@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -44,7 +45,12 @@ class RunnerProcess:
     def failure(self) -> RunnerFailed:
         """The error to report for requests that the death of this process broke."""
         code = self._proc.returncode if self._proc else None
-        status = f"exit status {code}" if code is not None else "no exit status"
+        if code is None:
+            status = "no exit status"
+        elif code < 0:
+            status = f"signal: {signal.Signals(-code).name}"
+        else:
+            status = f"exit status {code}"
         tail = self.stderr_tail()
         return RunnerFailed(
             f"llama runner process has terminated: {status}" + (f": {tail}" if tail else "")
@@ -79,7 +85,7 @@ class RunnerProcess:
             return ""
         lines = [ln for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
         errors = [ln for ln in lines if " E " in ln or "error" in ln.lower()]
-        return (errors or lines or [""])[-1].strip()
+        return errors[-1].strip() if errors else ""
 
     async def start(self) -> None:
         fd, log_name = tempfile.mkstemp(prefix="nexus-runner-", suffix=".log")
