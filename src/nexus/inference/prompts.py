@@ -88,7 +88,12 @@ class PromptBuilder:
 
             return RenderedPrompt(
                 render_generate(
-                    template, system=system, prompt=req.prompt, suffix=req.suffix, think=req.think
+                    template,
+                    system=system,
+                    prompt=req.prompt,
+                    suffix=req.suffix,
+                    think=req.think,
+                    messages=None if req.context else model.messages,
                 )
             )
         messages: list[dict[str, Any]] = []

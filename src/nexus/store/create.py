@@ -302,6 +302,9 @@ def _create(store: Store, spec: CreateSpec, progress: Progress) -> None:
     if spec.quantize:
         _refuse_quantize(store, layers, spec.quantize)
     if spec.template:
+        from nexus.template import parse
+
+        parse(spec.template)  # a template that does not parse is refused with its error
         new = _new_layer(store, spec.template.encode(), TEMPLATE_MEDIA_TYPE)
         layers = _replace(layers, (TEMPLATE_MEDIA_TYPE, PROMPT_MEDIA_TYPE), new)
     if spec.system:
