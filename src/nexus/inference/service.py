@@ -16,7 +16,7 @@ from nexus.config import Settings
 from nexus.errors import BadRequest, ContextOverflow, RunnerFailed, UnsupportedCapability
 from nexus.inference.models import Model, ModelCatalog
 from nexus.inference.prompts import PromptBuilder, RenderedPrompt
-from nexus.inference.toolcalls import ToolCallParser
+from nexus.inference.toolcalls import ToolCallParser, parse_call
 from nexus.options import merge_options, split_options, to_engine_params, validate_request_options
 from nexus.runner.client import ContextExceeded, EngineClient, EngineUnreachable
 from nexus.runner.spec import RunnerSpec
@@ -43,6 +43,14 @@ def _available_memory() -> int:
     except OSError:
         pass
     return 8 << 30
+
+
+@dataclass
+class Outcome:
+    """What a generation reports beside its chunks, for APIs that need more than Ollama's."""
+
+    stop_word: str = ""
+    truncated: bool = False
 
 
 @dataclass
@@ -190,18 +198,21 @@ class InferenceService:
                     len(tokens) + drop,
                     spec.num_ctx,
                 )
-            body = self._engine_body(options, req.format)
+            body = self._engine_body(options, req.format, req.logprobs, req.top_logprobs)
             body.update(prompt=tokens, return_tokens=True)
             generated: list[int] = []
             async for event in self._stream(lease, body):
                 if not event.get("stop"):
                     generated.extend(event.get("tokens") or ())
-                    yield {
+                    chunk: Chunk = {
                         **base,
                         "created_at": now_iso(),
                         "response": event.get("content", ""),
                         "done": False,
                     }
+                    if req.logprobs:
+                        chunk["logprobs"] = _logprobs(event)
+                    yield chunk
                     continue
                 generated.extend(event.get("tokens") or ())
                 stats.take_timings(event)
@@ -222,14 +233,26 @@ class InferenceService:
 
     # ---- chat -------------------------------------------------------------------------
 
-    async def chat(self, req: ChatRequest) -> AsyncIterator[Chunk]:
+    async def chat(
+        self,
+        req: ChatRequest,
+        *,
+        tool_choice: str | None = None,
+        outcome: Outcome | None = None,
+    ) -> AsyncIterator[Chunk]:
+        """Native chat chunks. ``tool_choice`` (used by the OpenAI-style APIs) is ``None`` or
+        ``"auto"`` (the model decides), ``"none"``, ``"required"`` or a tool's name: the last two
+        constrain the output to a call of one of the tools."""
         stats = Stats(time.monotonic())
+        outcome = outcome if outcome is not None else Outcome()
         model = await self.catalog.get(req.model)
         if "completion" not in model.capabilities:
             raise UnsupportedCapability(f'"{req.model}" does not support chat')
         has_images = any(m.images for m in req.messages)
         self._check_common(model, req.think, has_images)
         options = self.options_for(model, req.options)
+        tools = None if tool_choice == "none" else (req.tools or None)
+        forced = _forced_tools(tools, tool_choice)
         base = {"model": req.model, "created_at": ""}
         if not req.messages:
             reason = await self.load_or_unload(model, options, req.keep_alive)
@@ -247,11 +270,11 @@ class InferenceService:
             client = _client(lease)
             builder = PromptBuilder(client, self.catalog)
             messages = builder.chat_messages(model, req)
-            rendered = await builder.chat_prompt(model, messages, req.tools, req.think)
-            body = self._engine_body(options, req.format)
+            rendered = await builder.chat_prompt(model, messages, tools, req.think)
+            body = self._engine_body(options, req.format, req.logprobs, req.top_logprobs)
+            if forced is not None:
+                body["json_schema"] = forced
             body["prompt"] = rendered.text
-            parser = ToolCallParser() if req.tools else None
-            truncated = False
             events = self._stream(lease, body)
             try:
                 first = await anext(events)
@@ -259,12 +282,11 @@ class InferenceService:
                 if not req.truncate:
                     raise ContextOverflow(
                         f"the input length ({exc.n_prompt_tokens} tokens) exceeds the context "
-                        f"length ({spec.num_ctx} tokens)"
+                        f"length ({spec.num_ctx} tokens)",
+                        param="messages",
                     ) from exc
-                rendered = await builder.fit_chat(
-                    model, messages, req.tools, req.think, spec.num_ctx
-                )
-                truncated = True
+                rendered = await builder.fit_chat(model, messages, tools, req.think, spec.num_ctx)
+                outcome.truncated = True
                 log.warning(
                     "chat for %s: %d oldest messages dropped to fit the context of %d tokens",
                     req.model,
@@ -274,24 +296,41 @@ class InferenceService:
                 body["prompt"] = rendered.text
                 events = self._stream(lease, body)
                 first = await anext(events)
+            parser = ToolCallParser() if tools and forced is None else None
+            held: list[str] = []
             async for event in _prepend(first, events):
                 text = event.get("content", "")
                 calls: list[dict[str, Any]] = []
-                if parser is not None:
+                if forced is not None:
+                    held.append(text)
+                    text = ""
+                elif parser is not None:
                     text, calls = parser.feed(text)
                 if not event.get("stop"):
-                    if text or calls:
-                        yield _chat_chunk(base, text, calls, done=False)
+                    if text or calls or req.logprobs:
+                        chunk = _chat_chunk(base, text, calls, done=False)
+                        if req.logprobs:
+                            chunk["logprobs"] = _logprobs(event)
+                        yield chunk
                     continue
                 if parser is not None:
                     rest, more = parser.finish()
                     text += rest
                     calls += more
+                if forced is not None:
+                    call = parse_call("".join(held), 0)
+                    if call is not None:
+                        calls.append(call)
+                    else:
+                        text = "".join(held)
                 stats.take_timings(event)
+                outcome.stop_word = str(event.get("stopping_word") or "")
                 final = _chat_chunk(base, text, calls, done=True)
+                if req.logprobs:
+                    final["logprobs"] = _logprobs(event)
                 final["done_reason"] = done_reason(event)
                 final.update(stats.fields())
-                if truncated:
+                if outcome.truncated:
                     final["truncated"] = True
                 yield final
 
@@ -303,7 +342,7 @@ class InferenceService:
         if "embedding" not in model.capabilities:
             raise UnsupportedCapability(f"{model.name.full()} does not support embedding")
         if req.input is None:
-            inputs: list[str] = []
+            inputs: list[str | list[int]] = []
         elif isinstance(req.input, str):
             inputs = [req.input] if req.input else []
         else:
@@ -344,18 +383,41 @@ class InferenceService:
             )
         return {"embedding": vectors[0]}
 
+    async def embed_inputs(
+        self,
+        model_name: str,
+        inputs: list[str | list[int]],
+        *,
+        truncate: bool,
+        dimensions: int | None,
+        options: dict[str, Any] | None,
+        keep_alive: float | None,
+    ) -> tuple[list[list[float]], int]:
+        """Normalised vectors for texts or token lists, and the tokens they took."""
+        model = await self.catalog.get(model_name)
+        if "embedding" not in model.capabilities:
+            raise UnsupportedCapability(f"{model.name.full()} does not support embedding")
+        lease, spec = await self.lease(model, self.options_for(model, options), keep_alive)
+        async with lease:
+            vectors, count, _ = await self._embed(
+                lease, spec, inputs, truncate=truncate, normalize=True, model_name=model_name
+            )
+        if dimensions:
+            vectors = [_normalize(v[:dimensions]) for v in vectors]
+        return vectors, count
+
     async def _embed(
         self,
         lease: Lease,
         spec: RunnerSpec,
-        inputs: list[str],
+        inputs: list[str | list[int]],
         *,
         truncate: bool,
         normalize: bool,
         model_name: str,
     ) -> tuple[list[list[float]], int, bool]:
         client = _client(lease)
-        token_lists = await asyncio.gather(*(client.tokenize(text) for text in inputs))
+        token_lists = await asyncio.gather(*(_as_tokens(client, item) for item in inputs))
         limit = min(spec.num_ctx, spec.num_batch)
         truncated = False
         fitted: list[list[int]] = []
@@ -364,7 +426,8 @@ class InferenceService:
                 if not truncate:
                     raise ContextOverflow(
                         f"the input length exceeds the context length ({len(tokens)} > {limit} "
-                        "tokens)"
+                        "tokens)",
+                        param="input",
                     )
                 tokens = tokens[:limit]
                 truncated = True
@@ -386,11 +449,17 @@ class InferenceService:
             raise UnsupportedCapability(f'"{model.display_name}" does not support thinking')
 
     def _engine_body(
-        self, options: dict[str, Any], fmt: str | dict[str, Any] | None
+        self,
+        options: dict[str, Any],
+        fmt: str | dict[str, Any] | None,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
     ) -> dict[str, Any]:
         _, sampling = split_options(options)
         body = to_engine_params(sampling)
         body["cache_prompt"] = True
+        if logprobs:
+            body["n_probs"] = max(1, top_logprobs)
         if fmt == "json":
             body["json_schema"] = {}
         elif isinstance(fmt, dict):
@@ -404,6 +473,10 @@ class InferenceService:
                 yield event
         except EngineUnreachable as exc:
             raise await _runner_failure(lease) from exc
+
+
+async def _as_tokens(client: EngineClient, item: str | list[int]) -> list[int]:
+    return list(item) if isinstance(item, list) else await client.tokenize(item)
 
 
 def _client(lease: Lease) -> EngineClient:
@@ -420,6 +493,53 @@ async def _runner_failure(lease: Lease) -> Exception:
         failure: Exception = runner.failure()  # type: ignore[attr-defined]
         return failure
     return RunnerFailed("llama runner process no longer running")
+
+
+def _logprobs(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The engine's token probabilities in Ollama's (and OpenAI's) shape."""
+    out = []
+    for item in event.get("completion_probabilities") or ():
+        out.append(
+            {
+                "token": item.get("token", ""),
+                "logprob": item.get("logprob", 0.0),
+                "bytes": item.get("bytes"),
+                "top_logprobs": [
+                    {
+                        "token": t.get("token", ""),
+                        "logprob": t.get("logprob", 0.0),
+                        "bytes": t.get("bytes"),
+                    }
+                    for t in item.get("top_logprobs") or ()
+                ],
+            }
+        )
+    return out
+
+
+def _forced_tools(tools: list[dict[str, Any]] | None, choice: str | None) -> dict[str, Any] | None:
+    """A JSON schema that admits only a call of the chosen tool(s), or ``None``."""
+    if not tools or choice in (None, "auto", "none"):
+        return None
+    schemas = []
+    for tool in tools:
+        function = tool.get("function") or {}
+        name = function.get("name")
+        if choice != "required" and name != choice:
+            continue
+        schemas.append(
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"const": name},
+                    "arguments": function.get("parameters") or {"type": "object"},
+                },
+                "required": ["name", "arguments"],
+            }
+        )
+    if not schemas:
+        raise BadRequest(f"tool_choice names unknown tool '{choice}'", param="tool_choice")
+    return schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
 
 
 def _chat_chunk(base: Chunk, text: str, calls: list[dict[str, Any]], *, done: bool) -> Chunk:

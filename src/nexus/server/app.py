@@ -18,8 +18,11 @@ from nexus.inference.service import InferenceService
 from nexus.runner.process import RunnerProcess
 from nexus.runner.spec import RunnerSpec
 from nexus.scheduler import Scheduler
+from nexus.server.anthropic import router as anthropic_router
 from nexus.server.errors import install_error_handlers
 from nexus.server.native import router as native_router
+from nexus.server.openai import router as openai_router
+from nexus.server.responses import router as responses_router
 from nexus.server.state import AppState
 from nexus.store.store import Store
 
@@ -99,6 +102,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.nexus = state
     install_error_handlers(app)
     app.include_router(native_router)
+    app.include_router(openai_router)
+    app.include_router(responses_router)
+    app.include_router(anthropic_router)
     app.add_middleware(
         CORSMiddleware,
         allow_origin_regex=origin_regex(allowed_origins(settings.origins)),

@@ -38,4 +38,6 @@ async def parse_body(request: Request, model: type[T], *, allow_empty: bool = Fa
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise BadRequest(describe_validation_error(exc)) from exc
+        errors = exc.errors()
+        param = str(errors[0]["loc"][0]) if errors and errors[0].get("loc") else None
+        raise BadRequest(describe_validation_error(exc), param=param) from exc

@@ -17,9 +17,19 @@ log = logging.getLogger(__name__)
 def error_body(
     path: str, status: int, message: str, exc: NexusError | None = None
 ) -> dict[str, object]:
-    """Ollama's ``{"error": "..."}``; under ``/v1`` OpenAI's error object."""
+    """Ollama's ``{"error": "..."}``; OpenAI's error object under ``/v1``; Anthropic's on
+    ``/v1/messages``."""
+    if path.startswith("/v1/messages"):
+        kind = {
+            400: "invalid_request_error",
+            401: "authentication_error",
+            404: "not_found_error",
+            429: "rate_limit_error",
+            503: "overloaded_error",
+        }.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        return {"type": "error", "error": {"type": kind, "message": message}}
     if path.startswith("/v1"):
-        kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+        kind = "server_error" if status >= 500 else "invalid_request_error"
         return {
             "error": {
                 "message": message,

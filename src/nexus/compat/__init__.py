@@ -1,0 +1,1 @@
+"""Other APIs (OpenAI, Anthropic) translated to the native service and back."""

@@ -1,0 +1,208 @@
+"""OpenAI-compatible API under ``/v1``: chat, completions, embeddings, models."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import struct
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from nexus.api.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from nexus.compat import openai as oa
+from nexus.errors import BadRequest, ModelNotFound, NexusError
+from nexus.server.body import parse_body
+from nexus.server.errors import error_body
+from nexus.server.state import state_of
+from nexus.server.streaming import JSONReply, dumps, until_disconnect
+from nexus.store.names import ModelName
+
+router = APIRouter(prefix="/v1")
+
+Chunk = dict[str, Any]
+
+
+async def sse(first: Chunk, rest: AsyncIterator[Chunk], path: str) -> AsyncIterator[bytes]:
+    """``data: {json}`` events ending with ``data: [DONE]``; a failure after the first event is
+    sent as an error event, which the OpenAI SDK raises."""
+    try:
+        yield f"data: {dumps(first)}\n\n".encode()
+        async for chunk in rest:
+            yield f"data: {dumps(chunk)}\n\n".encode()
+    except NexusError as exc:
+        yield f"data: {dumps(error_body(path, exc.status, exc.message, exc))}\n\n".encode()
+        return
+    finally:
+        aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    yield b"data: [DONE]\n\n"
+
+
+async def stream_reply(request: Request, events: AsyncIterator[Chunk]) -> Response:
+    """Start the stream only once the first event exists, so early errors keep their status."""
+    try:
+        first = await until_disconnect(request, anext(events))
+    except BaseException:
+        await events.aclose()  # type: ignore[attr-defined]
+        raise
+    return StreamingResponse(sse(first, events, request.url.path), media_type="text/event-stream")
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    state = state_of(request)
+    req = await parse_body(request, ChatCompletionRequest)
+    native = oa.chat_to_native(req)
+    chunks = state.inference.chat(native, tool_choice=oa.tool_choice(req.tool_choice))
+    if req.stream:
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        stream = oa.ChatCompletionStream(req.model, include_usage, bool(req.logprobs))
+        return await stream_reply(request, stream.convert(chunks))
+    result = await until_disconnect(
+        request, oa.chat_completion(req.model, chunks, bool(req.logprobs))
+    )
+    return JSONReply(result)
+
+
+@router.post("/completions")
+async def completions(request: Request) -> Response:
+    state = state_of(request)
+    req = await parse_body(request, CompletionRequest)
+    prompts = oa.completion_prompts(req)
+    if req.stream:
+        return await stream_reply(request, _completion_events(state, req, prompts))
+
+    async def run() -> Chunk:
+        choices, finals = [], []
+        for index, prompt in enumerate(prompts):
+            text: list[str] = []
+            lps: list[dict[str, Any]] = []
+            final: Chunk = {}
+            async for chunk in state.inference.generate(oa.completion_to_native(req, prompt)):
+                text.append(chunk.get("response", ""))
+                lps.extend(chunk.get("logprobs") or [])
+                if chunk.get("done"):
+                    final = chunk
+            body = (prompt if req.echo else "") + "".join(text)
+            choices.append(
+                {
+                    "text": body,
+                    "index": index,
+                    "logprobs": oa.legacy_logprobs(lps, len(prompt) if req.echo else 0)
+                    if req.logprobs is not None
+                    else None,
+                    "finish_reason": oa.finish_reason(final, False),
+                }
+            )
+            finals.append(final)
+        return oa.completion_object(req.model, choices, finals)
+
+    return JSONReply(await until_disconnect(request, run()))
+
+
+async def _completion_events(
+    state: Any, req: CompletionRequest, prompts: list[str]
+) -> AsyncIterator[Chunk]:
+    template = oa.completion_object(req.model, [], [])
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    finals = []
+    for index, prompt in enumerate(prompts):
+        if req.echo and prompt:
+            yield {**template, "choices": [_text_choice(index, prompt, None)]}
+        async for chunk in state.inference.generate(oa.completion_to_native(req, prompt)):
+            lps = chunk.get("logprobs")
+            logprobs = oa.legacy_logprobs(lps, 0) if lps and req.logprobs is not None else None
+            finish = oa.finish_reason(chunk, False) if chunk.get("done") else None
+            if chunk.get("response") or finish or logprobs:
+                choice = _text_choice(index, chunk.get("response", ""), finish)
+                choice["logprobs"] = logprobs
+                yield {**template, "choices": [choice]}
+            if chunk.get("done"):
+                finals.append(chunk)
+    if include_usage:
+        yield {**oa.completion_object(req.model, [], finals), "id": template["id"]}
+
+
+def _text_choice(index: int, text: str, finish: str | None) -> dict[str, Any]:
+    return {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
+
+
+@router.post("/embeddings")
+async def embeddings(request: Request) -> Response:
+    state = state_of(request)
+    req = await parse_body(request, EmbeddingRequest)
+    raw = req.input
+    inputs: list[str | list[int]]
+    if isinstance(raw, str):
+        inputs = [raw]
+    elif raw and all(isinstance(x, int) for x in raw):
+        inputs = [[int(x) for x in raw if isinstance(x, int)]]
+    else:
+        inputs = list(raw)  # type: ignore[arg-type]
+    if not inputs or any(not item for item in inputs):
+        raise BadRequest("input must not be empty", param="input")
+    vectors, count = await until_disconnect(
+        request,
+        state.inference.embed_inputs(
+            req.model,
+            inputs,
+            truncate=False,
+            dimensions=req.dimensions,
+            options=req.options,
+            keep_alive=req.keep_alive,
+        ),
+    )
+    data = [
+        {"object": "embedding", "embedding": _encode(v, req.encoding_format), "index": i}
+        for i, v in enumerate(vectors)
+    ]
+    return JSONReply(
+        {
+            "object": "list",
+            "data": data,
+            "model": req.model,
+            "usage": {"prompt_tokens": count, "total_tokens": count},
+        }
+    )
+
+
+def _encode(vector: list[float], encoding: str) -> list[float] | str:
+    if encoding == "base64":
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return vector
+
+
+def _model_object(name: ModelName, modified: float) -> Chunk:
+    return {
+        "id": name.display(),
+        "object": "model",
+        "created": int(modified),
+        "owned_by": name.namespace,
+    }
+
+
+@router.get("/models")
+async def list_models(request: Request) -> Response:
+    state = state_of(request)
+    stored = await asyncio.to_thread(state.store.manifests.list)
+    data = [_model_object(item.name, item.modified_at.timestamp()) for item in stored]
+    return JSONReply({"object": "list", "data": data})
+
+
+@router.get("/models/{model:path}")
+async def retrieve_model(request: Request, model: str) -> Response:
+    state = state_of(request)
+    try:
+        name = ModelName.parse(model)
+    except NexusError:
+        raise ModelNotFound(f"The model `{model}` does not exist") from None
+    resolved = await asyncio.to_thread(state.store.manifests.resolve, name)
+    if resolved is None:
+        raise ModelNotFound(f"The model `{model}` does not exist")
+    item = await asyncio.to_thread(state.store.manifests.read, resolved, model)
+    return JSONReply(_model_object(item.name, item.modified_at.timestamp() or time.time()))
