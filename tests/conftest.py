@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from nexus.store.default_model import default_gguf_path, ensure_default_model
+from tests.support import DEFAULT_MODEL, ServerProcess, free_port, start_server
 
-DEFAULT_MODEL = "smollm2:135m"
+__all__ = ["DEFAULT_MODEL", "ServerProcess", "free_port", "start_server"]
 
 
 @pytest.fixture(autouse=True)
@@ -24,73 +20,6 @@ def _scrub_ollama_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("OLLAMA_"):
             monkeypatch.delenv(key, raising=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class ServerProcess:
-    url: str
-    models: Path
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120, trust_env=False, **kwargs)  # type: ignore[arg-type]
-
-    def runner_pids(self) -> list[int]:
-        """Pids of the runner processes this server started (its children)."""
-        out = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True
-        )
-        return [int(p) for p in out.stdout.split()]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def start_server(models: Path, log: Path, **env: str) -> ServerProcess:
-    """Start ``nexus serve`` on a free loopback port and wait until it answers."""
-    port = free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")}
-    full_env.update(
-        {
-            "OLLAMA_HOST": f"127.0.0.1:{port}",
-            "OLLAMA_MODELS": str(models),
-            "NO_PROXY": "*",
-            **env,
-        }
-    )
-    handle = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nexus.cli.main", "serve"],
-        env=full_env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    server = ServerProcess(url, models, proc, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="session")
