@@ -42,17 +42,22 @@ class ConfigError(ValueError):
         self.variable = variable
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, *, bare_seconds: bool = True) -> float:
     """Parse a Go duration (``"5m"``, ``"1h30m"``, ``"-1m"``) or bare seconds into seconds.
 
-    A negative result means "forever" and is returned as ``math.inf``.
+    A negative result means "forever" and is returned as ``math.inf``. With ``bare_seconds``
+    false a number without a unit is refused, as Go's parser refuses it in request bodies.
     """
     value = text.strip()
     if not value:
         raise ValueError("empty duration")
     try:
         seconds = float(value)
-    except ValueError:
+        if not bare_seconds and value not in ("0", "+0", "-0"):
+            raise ValueError(f'time: missing unit in duration "{value}"') from None
+    except ValueError as exc:
+        if "missing unit" in str(exc):
+            raise
         sign = 1.0
         body = value
         if body[0] in "+-":

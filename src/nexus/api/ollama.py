@@ -30,7 +30,7 @@ def parse_keep_alive(value: Any) -> float | None:
     if isinstance(value, int | float):
         return float("inf") if value < 0 else float(value)
     if isinstance(value, str):
-        return parse_duration(value)
+        return parse_duration(value, bare_seconds=False)
     raise ValueError(f"Unsupported type: '{type(value).__name__}'")
 
 

@@ -251,6 +251,12 @@ def _logprob_content(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return items
 
 
+async def _chain(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+    yield first
+    async for item in rest:
+        yield item
+
+
 class ChatCompletionStream:
     """Native chat chunks in, ``chat.completion.chunk`` objects out."""
 
@@ -279,8 +285,9 @@ class ChatCompletionStream:
         }
 
     async def convert(self, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+        first = await anext(chunks)  # errors before any output keep their status code
         yield self._chunk({"role": "assistant", "content": ""})
-        async for chunk in chunks:
+        async for chunk in _chain(first, chunks):
             message = chunk.get("message") or {}
             content = message.get("content", "")
             lp = {"content": chunk["logprobs"]} if self.logprobs and chunk.get("logprobs") else None

@@ -47,6 +47,7 @@ class LoadedModel:
     expires_at: float = math.inf
     #: Set when the runner must go (eviction, reload, crash): no new request attaches.
     evicting: bool = False
+    stopped: bool = False
     last_used: float = field(default_factory=time.monotonic)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     timer: asyncio.TimerHandle | None = None
@@ -126,9 +127,10 @@ class Scheduler:
             self._attach(model, keep_alive, info)
             await model.slots.acquire()  # a free slot: returns without suspending
             return Lease(self, model, time.monotonic() - started)
-        if self._waiting >= self.max_queue:
+        must_wait = model is not None or self._load_lock.locked()
+        if must_wait and self._waiting >= self.max_queue:
             raise Busy()
-        self._waiting += 1
+        self._waiting += int(must_wait)
         try:
             if model is None:
                 async with self._load_lock:
@@ -142,7 +144,7 @@ class Scheduler:
                 raise
             return Lease(self, model, time.monotonic() - started)
         finally:
-            self._waiting -= 1
+            self._waiting -= int(must_wait)
 
     def _attachable(self, spec: RunnerSpec) -> LoadedModel | None:
         model = self._loaded.get(spec.model_path)
@@ -205,6 +207,9 @@ class Scheduler:
         await self._stop(model)
 
     async def _stop(self, model: LoadedModel) -> None:
+        if model.stopped:
+            return
+        model.stopped = True
         if self._loaded.get(model.spec.model_path) is model:
             del self._loaded[model.spec.model_path]
         if model.timer is not None:

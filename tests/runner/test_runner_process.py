@@ -1,0 +1,108 @@
+"""RunnerProcess with the real default model: start, use, stop, fail, die."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from nexus.errors import RunnerFailed
+from nexus.runner.process import RunnerProcess
+from nexus.runner.spec import RunnerSpec
+
+pytestmark = pytest.mark.integration
+
+LOAD_TIMEOUT = 120.0
+
+
+def small_spec(model_path: Path | str) -> RunnerSpec:
+    return RunnerSpec(model_path=str(model_path), num_ctx=512, num_parallel=1, num_thread=2)
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_start_tokenize_complete_stop(default_gguf: Path) -> None:
+    runner = RunnerProcess(small_spec(default_gguf), load_timeout=LOAD_TIMEOUT)
+    assert not runner.alive
+    await runner.start()
+    try:
+        assert runner.alive
+        assert isinstance(runner.pid, int) and process_exists(runner.pid)
+        assert runner.client is not None
+        assert await runner.client.health()
+
+        tokens = await runner.client.tokenize("Hello world, hello world")
+        assert tokens and all(isinstance(t, int) for t in tokens)
+        assert await runner.client.detokenize(tokens) == "Hello world, hello world"
+
+        body = {
+            "prompt": "The capital of France is",
+            "n_predict": 8,
+            "temperature": 0.0,
+            "top_k": 1,
+            "seed": 42,
+            "cache_prompt": False,
+        }
+        first = await runner.client.completion(body)
+        second = await runner.client.completion(body)
+        assert isinstance(first["content"], str) and first["content"].strip()
+        assert 0 < int(first["tokens_predicted"]) <= 8
+        assert first["content"] == second["content"], "greedy decoding must be deterministic"
+
+        events = [e async for e in runner.client.completion_stream(body)]
+        assert events[-1]["stop"] is True
+        streamed = "".join(e.get("content", "") for e in events)
+        assert streamed == first["content"]
+    finally:
+        pid = runner.pid
+        await runner.stop()
+    assert not runner.alive
+    assert pid is not None and not process_exists(pid)
+    # Stopping again is harmless.
+    await runner.stop()
+
+
+async def test_missing_model_file_fails_with_message(tmp_path: Path) -> None:
+    runner = RunnerProcess(small_spec(tmp_path / "missing.gguf"), load_timeout=LOAD_TIMEOUT)
+    with pytest.raises(RunnerFailed) as info:
+        await runner.start()
+    assert "terminated" in info.value.message
+    assert info.value.status == 500
+    assert not runner.alive
+    if runner.pid is not None:
+        assert not process_exists(runner.pid)
+
+
+async def test_not_a_gguf_file_fails_with_message(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"this is not a gguf file at all" * 100)
+    runner = RunnerProcess(small_spec(bogus), load_timeout=LOAD_TIMEOUT)
+    with pytest.raises(RunnerFailed) as info:
+        await runner.start()
+    assert info.value.message.strip()
+    assert not runner.alive
+
+
+async def test_killed_process_is_noticed(default_gguf: Path) -> None:
+    runner = RunnerProcess(small_spec(default_gguf), load_timeout=LOAD_TIMEOUT)
+    await runner.start()
+    try:
+        assert runner.pid is not None
+        os.kill(runner.pid, signal.SIGKILL)
+        assert await runner.wait_exit(60), "the killed runner must be reaped"
+        assert not runner.alive
+        failure = runner.failure()
+        assert isinstance(failure, RunnerFailed)
+        assert "terminated" in failure.message
+        assert str(-signal.SIGKILL) in failure.message or "signal" in failure.message
+    finally:
+        await runner.stop()
+    assert not runner.alive
