@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nexus.config import parse_duration
+from nexus.errors import BadRequest
 
 Think = bool | Literal["high", "medium", "low", "max"]
 
@@ -105,6 +106,16 @@ class ChatRequest(_Inference):
 class EmbedRequest(_Request):
     model: str = ""
     input: str | list[str] | None = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _input(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return value
+        raise BadRequest("invalid input type")  # Ollama's exact text, not a field error
+
     truncate: bool = True
     dimensions: int | None = Field(default=None, gt=0)
     options: dict[str, Any] | None = None

@@ -162,14 +162,35 @@ def tool_choice(value: str | dict[str, Any] | None) -> str | None:
     )
 
 
+#: OpenAI's reasoning effort as Ollama's ``think`` value.
+REASONING_EFFORTS: dict[str, bool | str] = {
+    "none": False,
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "max",
+    "max": "max",
+}
+
+
+def reasoning_think(effort: str | None, param: str = "reasoning_effort") -> bool | str | None:
+    if effort is None:
+        return None
+    if effort not in REASONING_EFFORTS:
+        raise BadRequest(
+            f"invalid reasoning effort '{effort}'; expected one of {', '.join(REASONING_EFFORTS)}",
+            param=param,
+        )
+    return REASONING_EFFORTS[effort]
+
+
 def chat_to_native(req: ChatCompletionRequest) -> ChatRequest:
     options = sampling_options(req)
     limit = req.max_completion_tokens or req.max_tokens
     if limit is not None:
         options["num_predict"] = limit
-    think: bool | str | None = None
-    if req.reasoning_effort:
-        think = False if req.reasoning_effort == "none" else req.reasoning_effort
+    think = reasoning_think(req.reasoning_effort)
     return ChatRequest.model_validate(
         {
             "model": req.model,

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
 from nexus import __version__
 from nexus.config import Settings
@@ -65,6 +67,21 @@ def origin_regex(origins: list[str]) -> str:
     return "^(" + "|".join(parts) + ")$"
 
 
+class OllamaCORSMiddleware(CORSMiddleware):
+    """Preflights answered as Ollama answers them: 204 when allowed, a bare 403 when not."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code == 200:
+            headers = {
+                k: v
+                for k, v in response.headers.items()
+                if k.lower() not in ("content-length", "content-type")
+            }
+            return Response(status_code=204, headers=headers)
+        return Response(status_code=403)
+
+
 def build_state(settings: Settings) -> AppState:
     store = Store(settings.models, noprune=settings.noprune)
     catalog = ModelCatalog(store)
@@ -106,7 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(responses_router)
     app.include_router(anthropic_router)
     app.add_middleware(
-        CORSMiddleware,
+        OllamaCORSMiddleware,
         allow_origin_regex=origin_regex(allowed_origins(settings.origins)),
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
         allow_headers=CORS_HEADERS,

@@ -1,7 +1,95 @@
-"""Routes for the responses API under /v1 (filled in by its own module)."""
+"""OpenAI's Responses API under ``/v1``: ``POST /v1/responses``, streamed or not.
+
+Responses are not stored: each request carries its whole conversation in ``input``.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from nexus.api.responses import ResponsesRequest
+from nexus.compat import responses as rs
+from nexus.errors import ContextOverflow, NexusError
+from nexus.server.body import parse_body
+from nexus.server.state import state_of
+from nexus.server.streaming import JSONReply, dumps, until_disconnect
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1")
+
+Chunk = dict[str, Any]
+
+
+async def _aclose(it: AsyncIterator[Any]) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _prepend(first: Chunk | None, rest: AsyncIterator[Chunk]) -> AsyncGenerator[Chunk, None]:
+    try:
+        if first is not None:
+            yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await _aclose(rest)
+
+
+def _frame(event: Chunk) -> bytes:
+    return f"event: {event['type']}\ndata: {dumps(event)}\n\n".encode()
+
+
+async def _sse(
+    stream: rs.ResponseStream, events: AsyncGenerator[Chunk, None]
+) -> AsyncIterator[bytes]:
+    """Server-sent events named after their type. A failure once the stream has started is
+    reported in-band: an ``error`` event, then ``response.failed``."""
+    try:
+        async for event in events:
+            yield _frame(event)
+    except NexusError as exc:
+        for event in stream.failed(exc.message, exc.code, exc.param):
+            yield _frame(event)
+    except Exception as exc:
+        log.exception("responses stream failed")
+        for event in stream.failed(f"internal error: {exc}", None, None):
+            yield _frame(event)
+    finally:
+        await events.aclose()
+
+
+@router.post("/responses")
+async def create_response(request: Request) -> Response:
+    state = state_of(request)
+    req = await parse_body(request, ResponsesRequest)
+    native, choice = rs.to_native(req)
+    chunks = state.inference.chat(native, tool_choice=choice)
+    # The first native chunk comes before any event, so errors that happen before output
+    # (unknown model, bad options, an input too long) keep their own status.
+    first: Chunk | None
+    try:
+        first = await until_disconnect(request, anext(chunks))
+    except StopAsyncIteration:
+        first = None
+    except ContextOverflow as exc:
+        await _aclose(chunks)
+        raise ContextOverflow(exc.message, param="input") from exc
+    except BaseException:
+        await _aclose(chunks)
+        raise
+    stream = rs.ResponseStream(req)
+    events = stream.events(_prepend(first, chunks))
+    if req.stream:
+        return StreamingResponse(
+            _sse(stream, events),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+    return JSONReply(await until_disconnect(request, stream.collect(events)))
