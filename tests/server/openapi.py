@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,15 @@ def _openapi_to_jsonschema(node: Any) -> Any:
         elif "$ref" in out or "oneOf" in out or "anyOf" in out:
             out = {"anyOf": [out, {"type": "null"}]}
     return out
+
+
+@cache
+def _warn_no_spec() -> None:
+    """Ollama's OpenAPI document lives beside the checkout (as in CI); without it the
+    responses are still checked by each test's own assertions, but not against the schema."""
+    warnings.warn(
+        f"{SPEC_PATH} not found: responses not validated against the schema", stacklevel=3
+    )
 
 
 @cache
@@ -195,6 +205,9 @@ def validate_response(
     documented without content must have an empty body. Undocumented error statuses are
     checked against ``ErrorResponse``; other undocumented responses raise ``SpecError``.
     """
+    if not SPEC_PATH.exists():
+        _warn_no_spec()
+        return
     where = f"{method.upper()} {path} -> {status}"
     try:
         pointer = _response_schema_pointer(path, method, status, stream)

@@ -16,7 +16,7 @@ from nexus.config import Settings
 from nexus.errors import BadRequest, ContextOverflow, RunnerFailed, UnsupportedCapability
 from nexus.inference.models import Model, ModelCatalog
 from nexus.inference.prompts import PromptBuilder, RenderedPrompt
-from nexus.inference.toolcalls import ToolCallParser, parse_call
+from nexus.inference.toolcalls import parse_call, tool_parser_for
 from nexus.options import merge_options, split_options, to_engine_params, validate_request_options
 from nexus.runner.client import ContextExceeded, EngineClient, EngineUnreachable
 from nexus.runner.spec import RunnerSpec
@@ -296,7 +296,7 @@ class InferenceService:
                 body["prompt"] = rendered.text
                 events = self._stream(lease, body)
                 first = await anext(events)
-            parser = ToolCallParser() if tools and forced is None else None
+            parser = tool_parser_for(model) if tools and forced is None else None
             held: list[str] = []
             async for event in _prepend(first, events):
                 text = event.get("content", "")

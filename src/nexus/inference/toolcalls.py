@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import secrets
 import string
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nexus.inference.models import Model
 
 OPEN = "<tool_call>"
 CLOSE = "</tool_call>"
@@ -114,3 +117,8 @@ def _partial_prefix(text: str, tag: str) -> int:
         if text.endswith(tag[:size]):
             return size
     return 0
+
+
+def tool_parser_for(model: Model) -> ToolCallParser:
+    """The parser for the tool-call format this model writes."""
+    return ToolCallParser()

@@ -24,6 +24,8 @@ from nexus.server.anthropic import router as anthropic_router
 from nexus.server.errors import install_error_handlers
 from nexus.server.native import router as native_router
 from nexus.server.openai import router as openai_router
+from nexus.server.pull import router as pull_router
+from nexus.server.registry import router as registry_router
 from nexus.server.responses import router as responses_router
 from nexus.server.state import AppState
 from nexus.store.store import Store
@@ -122,6 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai_router)
     app.include_router(responses_router)
     app.include_router(anthropic_router)
+    app.include_router(pull_router)
+    app.include_router(registry_router)
     app.add_middleware(
         OllamaCORSMiddleware,
         allow_origin_regex=origin_regex(allowed_origins(settings.origins)),

@@ -1,0 +1,7 @@
+"""Routes: pull (filled in by its own module)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
