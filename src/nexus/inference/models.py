@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from nexus.errors import InvalidModelName, ModelNotFound, StoreError
 from nexus.store import manifests as mt
 from nexus.store.gguf_meta import GGUFInfo, read_gguf_info
+from nexus.store.manifests import StoredManifest
 from nexus.store.names import ModelName
 from nexus.store.store import Store
 
@@ -80,6 +81,8 @@ class ModelCatalog:
         self.store = store
         self._gguf: dict[str, GGUFInfo] = {}
         self._templates: dict[str, Template] = {}
+        #: Models by manifest digest and name: layers are content-addressed, so never stale.
+        self._models: dict[str, Model] = {}
 
     @staticmethod
     def parse_name(text: str) -> ModelName:
@@ -105,6 +108,18 @@ class ModelCatalog:
     def _load(self, name: ModelName, requested: str) -> Model:
         resolved = self.store.manifests.resolve(name) or name
         stored = self.store.manifests.read(resolved, requested=requested)
+        key = f"{stored.digest}:{resolved.full()}"
+        cached = self._models.get(key)
+        if cached is not None and cached.model_path.exists():
+            cached.modified_at = stored.modified_at
+            return cached
+        model = self._read_model(resolved, stored, requested)
+        if len(self._models) > 256:
+            self._models.clear()
+        self._models[key] = model
+        return model
+
+    def _read_model(self, resolved: ModelName, stored: StoredManifest, requested: str) -> Model:
         manifest = stored.manifest
         blobs = self.store.blobs
         model_layers = [ly for ly in manifest.layers if ly.mediaType == mt.MODEL_MEDIA_TYPE]

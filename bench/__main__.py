@@ -1,0 +1,270 @@
+"""``make bench``: Nexus against llama.cpp's ``llama-server`` on the same model, side by side.
+
+Same GGUF, threads, context per slot and greedy decoding for both; several runs, medians.
+Prints a Markdown table and writes it as JSON and a PNG chart under ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.measure import (
+    STORY,
+    Target,
+    concurrent,
+    prompt_rate,
+    request_latency,
+    rss_bytes,
+    stream_once,
+    wait_ready,
+)
+from bench.report import render_chart, render_table
+from nexus.runner.spec import default_threads
+from nexus.store.create import create_from_gguf_file
+from nexus.store.default_model import default_gguf_path
+from nexus.store.store import Store
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MODEL = "bench:latest"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def median_of(runs: int, measure: Callable[[], Coroutine[Any, Any, float]]) -> float:
+    async def all_runs() -> list[float]:
+        return [await measure() for _ in range(runs)]
+
+    return statistics.median(asyncio.run(all_runs()))
+
+
+def child_pids(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def measure_target(
+    target: Target, args: argparse.Namespace, client_factory: Callable[[], httpx.AsyncClient]
+) -> dict[str, float]:
+    """Single-stream TTFT/decode, prompt rate and aggregate throughput per concurrency."""
+
+    async def single() -> list[float]:
+        async with client_factory() as client:
+            s = await stream_once(client, target, STORY, args.n_predict)
+            return [s.ttft, s.decode_rate]
+
+    async def warm() -> None:
+        async with client_factory() as client:
+            await stream_once(client, target, STORY, 8)
+
+    asyncio.run(warm())
+    singles = [asyncio.run(single()) for _ in range(args.runs)]
+    result = {
+        "ttft_ms": statistics.median(s[0] for s in singles) * 1000,
+        "decode_tps": statistics.median(s[1] for s in singles),
+    }
+
+    async def prompt() -> float:
+        async with client_factory() as client:
+            return await prompt_rate(client, target)
+
+    result["prompt_tps"] = median_of(args.runs, prompt)
+    for streams in args.concurrency:
+
+        async def aggregate(streams: int = streams) -> float:
+            async with client_factory() as client:
+                return await concurrent(client, target, streams, args.n_predict)
+
+        result[f"aggregate_{streams}_tps"] = median_of(args.runs, aggregate)
+    return result
+
+
+def run_nexus(args: argparse.Namespace, models: Path) -> dict[str, Any]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")}
+    env.update(
+        OLLAMA_HOST=f"127.0.0.1:{port}",
+        OLLAMA_MODELS=str(models),
+        OLLAMA_NUM_PARALLEL=str(max(args.concurrency)),
+        OLLAMA_CONTEXT_LENGTH=str(args.ctx),
+        OLLAMA_KEEP_ALIVE="-1",
+    )
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nexus.cli.main", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    out: dict[str, Any] = {}
+    try:
+        asyncio.run(wait_ready(url))
+        out["startup_s"] = time.perf_counter() - started
+        out["idle_rss_mb"] = rss_bytes(proc.pid) / 1e6
+        body = {"model": MODEL, "prompt": "Hello", "raw": True, "stream": False,
+                "options": {"num_predict": 1, "temperature": 0}}  # fmt: skip
+
+        async def cold() -> float:
+            async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
+                return await request_latency(client, f"{url}/api/generate", body)
+
+        out["cold_load_s"] = asyncio.run(cold())
+        out["loaded_rss_mb"] = (
+            rss_bytes(proc.pid) + sum(rss_bytes(p) for p in child_pids(proc.pid))
+        ) / 1e6
+
+        async def overhead() -> float:
+            async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
+                for _ in range(3):
+                    await request_latency(client, f"{url}/api/generate", body)
+                return statistics.median(
+                    [await request_latency(client, f"{url}/api/generate", body) for _ in range(30)]
+                )
+
+        out["request_latency_ms"] = asyncio.run(overhead()) * 1000
+
+        def factory() -> httpx.AsyncClient:
+            return httpx.AsyncClient(trust_env=False, timeout=600)
+
+        out["chat"] = measure_target(Target("Nexus /api/chat", url, "ollama", MODEL), args, factory)
+        out["openai"] = measure_target(Target("Nexus /v1", url, "openai", MODEL), args, factory)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return out
+
+
+def run_peer(args: argparse.Namespace, gguf: Path) -> dict[str, Any]:
+    from bench.peer import llama_server
+
+    binary = llama_server()
+    port = free_port()
+    parallel = max(args.concurrency)
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+         "-np", str(parallel), "-c", str(args.ctx * parallel), "-t", str(args.threads),
+         "-tb", str(args.threads), "--jinja", "--no-kv-unified"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    out: dict[str, Any] = {}
+    try:
+        out["cold_load_s"] = asyncio.run(wait_ready(f"{url}/health"))
+        out["startup_s"] = time.perf_counter() - started
+        out["loaded_rss_mb"] = rss_bytes(proc.pid) / 1e6
+        body = {"prompt": "Hello", "n_predict": 1, "temperature": 0}
+
+        async def latency() -> float:
+            async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
+                for _ in range(3):
+                    await request_latency(client, f"{url}/completion", body)
+                return statistics.median(
+                    [await request_latency(client, f"{url}/completion", body) for _ in range(30)]
+                )
+
+        out["request_latency_ms"] = asyncio.run(latency()) * 1000
+
+        def factory() -> httpx.AsyncClient:
+            return httpx.AsyncClient(trust_env=False, timeout=600)
+
+        out["openai"] = measure_target(
+            Target("llama-server", url, "openai", "bench"), args, factory
+        )
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return out
+
+
+def run_engine_alone(args: argparse.Namespace, gguf: Path) -> dict[str, float]:
+    """The same one-token request to the engine in this process, without any HTTP."""
+    import xllamacpp as xlc
+
+    from nexus.runner.__main__ import build_params
+    from nexus.runner.spec import RunnerSpec
+
+    spec = RunnerSpec(
+        model_path=str(gguf), num_ctx=args.ctx, num_parallel=1, num_thread=args.threads
+    )
+    server = xlc.Server(build_params(spec))
+    body = {"prompt": "Hello", "n_predict": 1, "temperature": 0}
+    for _ in range(3):
+        server.handle_completions(body)
+    times = []
+    for _ in range(30):
+        start = time.perf_counter()
+        server.handle_completions(body)
+        times.append(time.perf_counter() - start)
+    del server
+    return {"request_latency_ms": statistics.median(times) * 1000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--gguf", type=Path, default=None, help="GGUF file (default: SmolLM2)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument("--ctx", type=int, default=1024, help="context per slot")
+    parser.add_argument("--n-predict", type=int, default=128)
+    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[1, 4, 8, 16])  # fmt: skip
+    parser.add_argument("--skip-peer", action="store_true", help="measure Nexus alone")
+    parser.add_argument("--skip-pull", action="store_true", help="skip the pull measurement")
+    args = parser.parse_args()
+    gguf = (args.gguf or default_gguf_path()).resolve()
+    results: dict[str, Any] = {
+        "model": gguf.name,
+        "threads": args.threads,
+        "ctx_per_slot": args.ctx,
+        "n_predict": args.n_predict,
+        "runs": args.runs,
+        "machine": f"{os.cpu_count()} CPUs",
+    }
+    with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
+        models = Path(tmp)
+        create_from_gguf_file(Store(models), MODEL, gguf, lambda status: None)
+        print("measuring Nexus ...", file=sys.stderr)
+        results["nexus"] = run_nexus(args, models)
+    if not args.skip_peer:
+        print("measuring llama-server ...", file=sys.stderr)
+        results["peer"] = run_peer(args, gguf)
+    print("measuring the engine alone ...", file=sys.stderr)
+    results["engine"] = run_engine_alone(args, gguf)
+    if not args.skip_pull:
+        try:
+            from bench.pull import measure_pull  # type: ignore[import-not-found]
+        except ImportError:
+            pass
+        else:
+            print("measuring pull ...", file=sys.stderr)
+            results["pull"] = measure_pull()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = render_table(results, args.concurrency)
+    (RESULTS / "bench.md").write_text(table)
+    render_chart(results, args.concurrency, RESULTS / "throughput.png")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Client-side measurements over HTTP: time to first token, decode and prompt speed, load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+STORY = "Write a very long story about a dragon who learns to bake bread."
+LONG_PROMPT = "Summarise the following notes in one sentence. " + " ".join(
+    f"Note {i}: the quarterly figures for region {i % 7} were revised." for i in range(40)
+)
+
+
+@dataclass
+class Stream:
+    """One streamed generation as the client saw it."""
+
+    ttft: float
+    tokens: int
+    first_to_last: float
+    prompt_tokens: int = 0
+    prompt_seconds: float = 0.0
+
+    @property
+    def decode_rate(self) -> float:
+        return (self.tokens - 1) / self.first_to_last if self.first_to_last > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """An endpoint to measure: Nexus's native chat, Nexus's /v1 chat, or llama-server's /v1."""
+
+    name: str
+    base_url: str
+    api: str  # "ollama" or "openai"
+    model: str
+
+
+async def _lines(resp: httpx.Response) -> AsyncIterator[str]:
+    async for line in resp.aiter_lines():
+        if line:
+            yield line
+
+
+async def stream_once(
+    client: httpx.AsyncClient, target: Target, prompt: str, n_predict: int
+) -> Stream:
+    messages = [{"role": "user", "content": prompt}]
+    if target.api == "ollama":
+        url = f"{target.base_url}/api/chat"
+        body: dict[str, Any] = {
+            "model": target.model,
+            "messages": messages,
+            "stream": True,
+            "options": {"temperature": 0, "seed": 1, "num_predict": n_predict},
+        }
+    else:
+        url = f"{target.base_url}/v1/chat/completions"
+        body = {
+            "model": target.model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": 0,
+            "seed": 1,
+            "max_tokens": n_predict,
+        }
+    start = time.perf_counter()
+    first = last = 0.0
+    tokens = prompt_tokens = 0
+    prompt_seconds = 0.0
+    async with client.stream("POST", url, json=body) as resp:
+        resp.raise_for_status()
+        async for line in _lines(resp):
+            if target.api == "ollama":
+                chunk = json.loads(line)
+                if chunk.get("message", {}).get("content"):
+                    now = time.perf_counter()
+                    first = first or now
+                    last = now
+                if chunk.get("done"):
+                    tokens = int(chunk.get("eval_count", 0))
+                    prompt_tokens = int(chunk.get("prompt_eval_count", 0))
+                    prompt_seconds = chunk.get("prompt_eval_duration", 0) / 1e9
+                continue
+            data = line.removeprefix("data: ")
+            if data == "[DONE]" or not line.startswith("data: "):
+                continue
+            chunk = json.loads(data)
+            choices = chunk.get("choices") or []
+            if choices and (choices[0].get("delta") or {}).get("content"):
+                now = time.perf_counter()
+                first = first or now
+                last = now
+            if chunk.get("usage"):
+                tokens = int(chunk["usage"].get("completion_tokens", 0))
+                prompt_tokens = int(chunk["usage"].get("prompt_tokens", 0))
+            timings = chunk.get("timings")
+            if timings:
+                prompt_seconds = timings.get("prompt_ms", 0.0) / 1000
+    return Stream(first - start, tokens, last - first, prompt_tokens, prompt_seconds)
+
+
+async def concurrent(
+    client: httpx.AsyncClient, target: Target, streams: int, n_predict: int
+) -> float:
+    """Aggregate decode tokens/s of ``streams`` simultaneous generations."""
+    start = time.perf_counter()
+    results = await asyncio.gather(
+        *(stream_once(client, target, f"{STORY} (variant {i})", n_predict) for i in range(streams))
+    )
+    elapsed = time.perf_counter() - start
+    return sum(r.tokens for r in results) / elapsed
+
+
+async def prompt_rate(client: httpx.AsyncClient, target: Target) -> float:
+    """Prompt tokens/s as the server reports it, for a fresh (uncached) long prompt."""
+    nonce = secrets.token_hex(8)
+    result = await stream_once(client, target, f"[{nonce}] {LONG_PROMPT}", 2)
+    return result.prompt_tokens / result.prompt_seconds if result.prompt_seconds else 0.0
+
+
+async def request_latency(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> float:
+    start = time.perf_counter()
+    resp = await client.post(url, json=body)
+    resp.raise_for_status()
+    return time.perf_counter() - start
+
+
+async def wait_ready(url: str, timeout: float = 120.0) -> float:
+    """Seconds until ``url`` answers 200 (polling), for measuring start-up."""
+    start = time.perf_counter()
+    async with httpx.AsyncClient(trust_env=False) as client:
+        while time.perf_counter() - start < timeout:
+            try:
+                if (await client.get(url, timeout=2)).status_code == 200:
+                    return time.perf_counter() - start
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.02)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
