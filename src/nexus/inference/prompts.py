@@ -48,6 +48,8 @@ class PromptBuilder:
         if model.template is not None:
             from nexus.template.prompt import render_prompt
 
+            if tools and not model.template.uses("Tools"):
+                messages, tools = _with_tools_prompt(messages, tools), None
             return RenderedPrompt(
                 render_prompt(model.template, messages=messages, tools=tools, think=think)
             )

@@ -15,6 +15,7 @@ from nexus.template.nodes import (
     PipeNode,
     RangeNode,
     TemplateNode,
+    TextNode,
     VariableNode,
     WithNode,
 )
@@ -93,6 +94,50 @@ def _cut_after_response(body: Body) -> Body:
     return walk_body(body)
 
 
+def _mentions_tool_calls(pipe: PipeNode) -> bool:
+    """Whether a control's pipeline names ``ToolCalls`` as a field (``.ToolCalls``,
+    ``$m.ToolCalls``, ``(x).ToolCalls``), directly among its arguments."""
+    for cmd in pipe.cmds:
+        for arg in cmd.args:
+            if isinstance(arg, FieldNode) and "ToolCalls" in arg.idents:
+                return True
+            if isinstance(arg, VariableNode | ChainNode) and "ToolCalls" in arg.fields:
+                return True
+    return False
+
+
+def _tool_calls_control(body: Body) -> IfNode | WithNode | RangeNode | None:
+    """The first (depth-first) if/with/range whose pipeline is about ``ToolCalls``."""
+    for node in body:
+        if not isinstance(node, IfNode | WithNode | RangeNode):
+            continue
+        if _mentions_tool_calls(node.pipe):
+            return node
+        for child in (node.body, node.else_body or ()):
+            found = _tool_calls_control(child)
+            if found is not None:
+                return found
+    return None
+
+
+def _first_text(body: Body) -> str | None:
+    """The first text that is not only whitespace, looking into nested controls but
+    giving up at the first action (what follows an action is no longer a prefix)."""
+    for node in body:
+        if isinstance(node, TextNode):
+            if node.text.strip():
+                return node.text
+        elif isinstance(node, IfNode | WithNode | RangeNode):
+            for child in (node.body, node.else_body or ()):
+                text = _first_text(child)
+                if text is not None:
+                    return text
+            return None
+        elif isinstance(node, ActionNode | TemplateNode):
+            return None
+    return None
+
+
 class Template:
     """A parsed template. Immutable once built; rendering is thread-safe."""
 
@@ -130,6 +175,15 @@ class Template:
         """Whether the template mentions the field ``name`` (case-insensitive), anywhere
         in any field chain: ``uses("Tools")``, ``uses("Suffix")``, ``uses("Messages")``."""
         return name.lower() in self._vars
+
+    def tool_call_text(self) -> str | None:
+        """The literal text the template writes first where it shows a message's tool
+        calls (inside the first if/with/range over ``.ToolCalls``), e.g. ``"<tool_call>\n"``
+        or ``'{"name": "'``; ``None`` when the template never shows tool calls, or writes
+        nothing literal before the first value. Tool-call parsers take their tag from it,
+        as Ollama does."""
+        control = _tool_calls_control(self._root)
+        return None if control is None else _first_text(control.body)
 
     def render(self, data: dict[str, Any]) -> str:
         """Execute the template with ``data`` as dot; raises TemplateError on failure."""
