@@ -30,15 +30,23 @@ def new_id(prefix: str) -> str:
 # ---- requests -----------------------------------------------------------------------------
 
 
-def sampling_options(req: ChatCompletionRequest | CompletionRequest) -> dict[str, Any]:
-    """OpenAI's sampling fields as Ollama options; OpenAI's defaults (temperature and top_p 1.0)
-    apply where the request leaves them out, Ollama's ``options`` extra fills in the rest."""
+def openai_defaults(
+    extra: dict[str, Any] | None, temperature: float | None, top_p: float | None
+) -> dict[str, Any]:
+    """OpenAI's defaults (temperature and top_p 1.0) where the request leaves them out;
+    Ollama's ``options`` extra fills in the rest; explicit fields win."""
     options: dict[str, Any] = {"temperature": 1.0, "top_p": 1.0}
-    options.update(req.options or {})
-    if req.temperature is not None:
-        options["temperature"] = req.temperature
-    if req.top_p is not None:
-        options["top_p"] = req.top_p
+    options.update(extra or {})
+    if temperature is not None:
+        options["temperature"] = temperature
+    if top_p is not None:
+        options["top_p"] = top_p
+    return options
+
+
+def sampling_options(req: ChatCompletionRequest | CompletionRequest) -> dict[str, Any]:
+    """OpenAI's sampling fields as Ollama options."""
+    options = openai_defaults(req.options, req.temperature, req.top_p)
     if req.stop is not None:
         options["stop"] = [req.stop] if isinstance(req.stop, str) else list(req.stop)
     if req.seed is not None:

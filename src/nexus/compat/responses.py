@@ -16,7 +16,12 @@ from typing import Any
 
 from nexus.api.ollama import ChatRequest
 from nexus.api.responses import ResponsesRequest
-from nexus.compat.openai import reasoning_think, text_and_images, tool_choice
+from nexus.compat.openai import (
+    openai_defaults,
+    reasoning_think,
+    text_and_images,
+    tool_choice,
+)
 from nexus.errors import BadRequest
 
 Chunk = dict[str, Any]
@@ -71,14 +76,8 @@ def to_native(req: ResponsesRequest) -> tuple[ChatRequest, str | None]:
 
 
 def sampling(req: ResponsesRequest) -> dict[str, Any]:
-    """OpenAI's defaults (temperature and top_p 1.0) where the request leaves them out; the
-    ``options`` extra fills in the rest; ``max_output_tokens`` is ``num_predict``."""
-    options: dict[str, Any] = {"temperature": 1.0, "top_p": 1.0}
-    options.update(req.options or {})
-    if req.temperature is not None:
-        options["temperature"] = req.temperature
-    if req.top_p is not None:
-        options["top_p"] = req.top_p
+    """Sampling as for chat completions; ``max_output_tokens`` is ``num_predict``."""
+    options = openai_defaults(req.options, req.temperature, req.top_p)
     if req.max_output_tokens is not None:
         options["num_predict"] = req.max_output_tokens
     return options
