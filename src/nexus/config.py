@@ -152,6 +152,11 @@ class Settings:
     flash_attention: bool | None = None
     kv_cache_type: str = "f16"
     noprune: bool = False
+    #: Bearer token that opens this node's registry write side (``NEXUS_PUSH_TOKEN``); the
+    #: same token is what this node presents when it pushes. None: pushing here is refused.
+    push_token: str | None = None
+    #: Bytes per ranged part of a pull; ``None`` applies Ollama's rule (total/16, 100 MB-1 GB).
+    pull_part_size: int | None = None
 
     @property
     def effective_max_loaded_models(self) -> int:
@@ -184,6 +189,8 @@ class Settings:
             flash_attention=reader.boolean("OLLAMA_FLASH_ATTENTION"),
             kv_cache_type=kv_type,
             noprune=bool(reader.boolean("OLLAMA_NOPRUNE")),
+            push_token=reader.text("NEXUS_PUSH_TOKEN") or None,
+            pull_part_size=reader.uint("NEXUS_PULL_PART_SIZE") or None,
         )
 
 

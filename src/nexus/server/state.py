@@ -13,6 +13,7 @@ from nexus.config import Settings
 from nexus.inference.models import Model, ModelCatalog
 from nexus.inference.service import InferenceService
 from nexus.modelfile.render import format_parameters, render_modelfile
+from nexus.registry.download import TransferTable
 from nexus.scheduler import Scheduler
 from nexus.store.manifests import StoredManifest
 from nexus.store.store import Store
@@ -25,6 +26,8 @@ class AppState:
     catalog: ModelCatalog
     scheduler: Scheduler
     inference: InferenceService
+    #: Downloads in flight, so concurrent pulls of one blob share a transfer.
+    transfers: TransferTable = field(default_factory=TransferTable)
     _configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     async def details_for(self, item: StoredManifest) -> dict[str, Any]:
