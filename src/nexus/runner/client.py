@@ -116,11 +116,18 @@ class EngineClient:
         try:
             if resp.status_code >= 400:
                 raise _engine_error(resp.status_code, await resp.aread())
-            async for line in resp.aiter_lines():
-                if line.startswith("data: "):
-                    yield json.loads(line[6:])
-                elif line.startswith("error: "):
-                    raise _engine_error(500, line[7:].encode())
+            pending = b""
+            async for data in resp.aiter_raw():  # bytes split by hand: the per-token hot path
+                pending += data
+                start = 0
+                while (end := pending.find(b"\n", start)) >= 0:
+                    line = pending[start:end]
+                    start = end + 1
+                    if line.startswith(b"data: "):
+                        yield json.loads(line[6:])
+                    elif line.startswith(b"error: "):
+                        raise _engine_error(500, line[7:])
+                pending = pending[start:]
         except httpx.TransportError as exc:
             raise EngineUnreachable(f"runner connection lost: {exc}") from exc
         finally:
