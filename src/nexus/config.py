@@ -134,6 +134,23 @@ def _parse_port(text: str) -> int:
 
 
 @dataclass(frozen=True)
+class ClientSettings:
+    """What the command line reads: the server to talk to and its own preferences only, so a
+    bad server-side variable does not stop client commands."""
+
+    host: HostAddress = field(default_factory=lambda: parse_host(""))
+    nohistory: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ClientSettings:
+        reader = _EnvReader(os.environ if env is None else env)
+        return cls(
+            host=reader.host("OLLAMA_HOST"),
+            nohistory=bool(reader.boolean("OLLAMA_NOHISTORY")),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     """The server's configuration, read from the environment once."""
 
