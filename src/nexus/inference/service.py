@@ -17,6 +17,7 @@ from nexus.errors import BadRequest, ContextOverflow, RunnerFailed, UnsupportedC
 from nexus.inference.models import Model, ModelCatalog
 from nexus.inference.prompts import PromptBuilder, RenderedPrompt
 from nexus.inference.toolcalls import parse_call, tool_parser_for
+from nexus.options import DEFAULTS as OPTION_DEFAULTS
 from nexus.options import merge_options, split_options, to_engine_params, validate_request_options
 from nexus.runner.client import ContextExceeded, EngineClient, EngineUnreachable
 from nexus.runner.spec import RunnerSpec
@@ -124,7 +125,10 @@ class InferenceService:
         )
 
     def options_for(self, model: Model, request_options: dict[str, Any] | None) -> dict[str, Any]:
-        return merge_options(model.params, validate_request_options(request_options or {}))
+        """Ollama's defaults, under the model's parameters, under the request's options."""
+        return merge_options(
+            OPTION_DEFAULTS, model.params, validate_request_options(request_options or {})
+        )
 
     async def lease(
         self, model: Model, options: dict[str, Any], keep_alive: float | None
