@@ -49,7 +49,11 @@ class EngineClient:
             base_url=base_url,
             timeout=httpx.Timeout(None, connect=10.0),
             trust_env=False,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            # below the engine's own keep-alive timeout (5 s), so an idle connection is never
+            # reused at the moment the engine closes it
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=64, keepalive_expiry=2.0
+            ),
         )
 
     async def aclose(self) -> None:
@@ -57,12 +61,20 @@ class EngineClient:
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         try:
-            resp = await self._http.post(path, json=body)
+            resp = await self._send(self._http.build_request("POST", path, json=body))
         except httpx.TransportError as exc:
             raise EngineUnreachable(f"runner unreachable: {exc}") from exc
         if resp.status_code >= 400:
             raise _engine_error(resp.status_code, resp.content)
         return resp.json()
+
+    async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        """Send once more if a kept-alive connection was closed under the request: nothing was
+        processed then, so the retry is safe."""
+        try:
+            return await self._http.send(request, stream=stream)
+        except httpx.RemoteProtocolError:
+            return await self._http.send(request, stream=stream)
 
     async def health(self) -> bool:
         try:
@@ -110,7 +122,7 @@ class EngineClient:
         """
         request = self._http.build_request("POST", "/completion", json={**body, "stream": True})
         try:
-            resp = await self._http.send(request, stream=True)
+            resp = await self._send(request, stream=True)
         except httpx.TransportError as exc:
             raise EngineUnreachable(f"runner unreachable: {exc}") from exc
         try:
