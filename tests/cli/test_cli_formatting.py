@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 
 from nexus.cli.display import WordWrapper
-from nexus.cli.humanize import go_duration, human_bytes, human_number, human_time, parse_time
+from nexus.cli.humanize import go_duration, human_bytes, human_time, parse_time
 from nexus.cli.main import _think_flag
 from nexus.cli.models import processor_text, until_text
 from nexus.cli.progress import follow
 from nexus.cli.stats import summary_lines
 from nexus.cli.tables import render_table
+from nexus.store.gguf_meta import human_number
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -21,19 +21,6 @@ def human_bytes(size: int) -> str:
     return f"{size} B"
 
 
-def human_number(count: int) -> str:
-    """``134.52M``, ``8B``, ``3K``: a parameter count in short form."""
-    if count >= 1_000_000_000:
-        value = count / 1_000_000_000
-        return f"{value:.0f}B" if value == math.floor(value) else f"{value:.1f}B"
-    if count >= 1_000_000:
-        value = count / 1_000_000
-        return f"{value:.0f}M" if value == math.floor(value) else f"{value:.2f}M"
-    if count >= 1_000:
-        return f"{count / 1_000:.0f}K"
-    return str(count)
-
-
 def parse_time(text: str) -> datetime | None:
     """An RFC 3339 timestamp from the API; ``None`` for an empty or zero (year 1) time."""
     if not text:

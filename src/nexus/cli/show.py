@@ -11,8 +11,8 @@ import typer
 from nexus.cli.client import Client
 from nexus.cli.console import Consoles
 from nexus.cli.errors import CLIError
-from nexus.cli.humanize import human_number
 from nexus.cli.tables import render_table
+from nexus.store.gguf_meta import human_number
 
 PARTS = ("license", "modelfile", "parameters", "system", "template")
 

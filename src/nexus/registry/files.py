@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from nexus.store.blobs import fsync_dir
 
 CHUNK = 1 << 20
 # Same prefix the manifest store uses for its in-flight writes, so listings skip ours too.
-_MANIFEST_TEMP_PREFIX = ".tmp-"
 
 
 def hash_file(path: Path, hasher: Any = None, offset: int = 0) -> str:
@@ -51,20 +49,3 @@ def move_into_place(src: Path, dst: Path) -> None:
     src.chmod(0o644)
     os.replace(src, dst)
     fsync_dir(dst.parent)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_MANIFEST_TEMP_PREFIX)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -21,12 +21,12 @@ from nexus.errors import InvalidDigest, ModelNotFound, NexusError, StoreError
 from nexus.registry.client import RegistryClient
 from nexus.registry.download import BlobDownload, TransferTable, short, verify_partial
 from nexus.registry.errors import RegistryError, RegistryNotFound
-from nexus.registry.files import move_into_place, store_error, write_atomic
+from nexus.registry.files import move_into_place, store_error
 from nexus.registry.options import TransferOptions
 from nexus.registry.parts import PartialFiles
 from nexus.registry.reference import RegistryRef
 from nexus.store.blobs import parse_digest
-from nexus.store.manifests import MANIFEST_MEDIA_TYPE, Manifest
+from nexus.store.manifests import MANIFEST_MEDIA_TYPE, Manifest, write_atomic
 from nexus.store.names import ModelName
 from nexus.store.store import Store
 

@@ -19,9 +19,10 @@ import anyio
 
 from nexus.errors import InvalidDigest, InvalidModelName, ModelNotFound, StoreError
 from nexus.registry.errors import RegistryError
-from nexus.registry.files import hash_file, move_into_place, write_atomic
+from nexus.registry.files import hash_file, move_into_place
 from nexus.registry.pull import parse_manifest
 from nexus.store.blobs import parse_digest
+from nexus.store.manifests import write_atomic
 from nexus.store.names import DEFAULT_HOST, ModelName
 from nexus.store.store import Store
 

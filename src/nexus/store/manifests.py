@@ -81,7 +81,8 @@ class StoredManifest:
     size: int
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
     tmp = Path(tmp_name)
@@ -130,7 +131,7 @@ class ManifestStore:
 
     def write(self, name: ModelName, manifest: Manifest) -> str:
         data = manifest.to_bytes()
-        _atomic_write(self.path(name), data)
+        write_atomic(self.path(name), data)
         return hashlib.sha256(data).hexdigest()
 
     def delete(self, name: ModelName, requested: str | None = None) -> None:
@@ -196,7 +197,7 @@ class ManifestStore:
             data = src_path.read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ModelNotFound(f'model "{requested or src.display()}" not found') from None
-        _atomic_write(dst_path, data)
+        write_atomic(dst_path, data)
 
     def remove_empty_dirs(self) -> None:
         """Drop empty directories left under ``manifests/`` (never the root itself)."""
