@@ -22,6 +22,7 @@ from nexus.runner.spec import RunnerSpec
 from nexus.scheduler import Scheduler
 from nexus.server.anthropic import router as anthropic_router
 from nexus.server.errors import install_error_handlers
+from nexus.server.hosts import LocalHostOnly, is_loopback
 from nexus.server.native import router as native_router
 from nexus.server.openai import router as openai_router
 from nexus.server.pull import router as pull_router
@@ -126,6 +127,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(anthropic_router)
     app.include_router(pull_router)
     app.include_router(registry_router)
+    if is_loopback(settings.host.host):
+        app.add_middleware(LocalHostOnly)
     app.add_middleware(
         OllamaCORSMiddleware,
         allow_origin_regex=origin_regex(allowed_origins(settings.origins)),
