@@ -112,9 +112,10 @@ async def concurrent(
     client: httpx.AsyncClient, target: Target, streams: int, n_predict: int
 ) -> float:
     """Aggregate decode tokens/s of ``streams`` simultaneous generations."""
+    nonce = secrets.token_hex(4)  # fresh prompts: no run profits from another's prompt cache
     start = time.perf_counter()
     results = await asyncio.gather(
-        *(stream_once(client, target, f"{STORY} (variant {i})", n_predict) for i in range(streams))
+        *(stream_once(client, target, f"[{nonce}-{i}] {STORY}", n_predict) for i in range(streams))
     )
     elapsed = time.perf_counter() - start
     return sum(r.tokens for r in results) / elapsed
