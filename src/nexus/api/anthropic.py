@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from nexus.api.ollama import parse_keep_alive
+from nexus.api.ollama import KeepAlive
 
 
 class _Base(BaseModel):
@@ -54,13 +54,8 @@ class _Conversation(_Base):
     thinking: ThinkingParam | None = None
     output_config: OutputConfigParam | None = None
     #: Nexus/Ollama extras accepted beside Anthropic's fields.
-    keep_alive: float | None = None
+    keep_alive: KeepAlive = None
     options: dict[str, Any] | None = None
-
-    @field_validator("keep_alive", mode="before")
-    @classmethod
-    def _keep_alive(cls, value: Any) -> float | None:
-        return parse_keep_alive(value)
 
 
 class MessagesRequest(_Conversation):

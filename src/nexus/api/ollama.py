@@ -6,9 +6,9 @@ OpenAPI document.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from nexus.config import parse_duration
 from nexus.errors import BadRequest
@@ -35,20 +35,19 @@ def parse_keep_alive(value: Any) -> float | None:
     raise ValueError(f"Unsupported type: '{type(value).__name__}'")
 
 
+#: ``keep_alive`` in any request: seconds as a number, or a Go duration string.
+KeepAlive = Annotated[float | None, BeforeValidator(parse_keep_alive)]
+
+
 class _Inference(_Request):
     model: str = ""
     options: dict[str, Any] | None = None
-    keep_alive: float | None = None
+    keep_alive: KeepAlive = None
     stream: bool = True
     format: str | dict[str, Any] | None = None
     think: Think | None = None
     logprobs: bool = False
     top_logprobs: int = 0
-
-    @field_validator("keep_alive", mode="before")
-    @classmethod
-    def _keep_alive(cls, value: Any) -> float | None:
-        return parse_keep_alive(value)
 
     @field_validator("format")
     @classmethod
@@ -119,24 +118,14 @@ class EmbedRequest(_Request):
     truncate: bool = True
     dimensions: int | None = Field(default=None, gt=0)
     options: dict[str, Any] | None = None
-    keep_alive: float | None = None
-
-    @field_validator("keep_alive", mode="before")
-    @classmethod
-    def _keep_alive(cls, value: Any) -> float | None:
-        return parse_keep_alive(value)
+    keep_alive: KeepAlive = None
 
 
 class EmbeddingsRequest(_Request):
     model: str = ""
     prompt: str = ""
     options: dict[str, Any] | None = None
-    keep_alive: float | None = None
-
-    @field_validator("keep_alive", mode="before")
-    @classmethod
-    def _keep_alive(cls, value: Any) -> float | None:
-        return parse_keep_alive(value)
+    keep_alive: KeepAlive = None
 
 
 class ShowRequest(_Request):

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nexus.api.ollama import parse_keep_alive
+from nexus.api.ollama import KeepAlive
 
 
 class _Request(BaseModel):
@@ -15,13 +15,8 @@ class _Request(BaseModel):
 
     model: str
     #: Nexus/Ollama extras accepted beside OpenAI's fields.
-    keep_alive: float | None = None
+    keep_alive: KeepAlive = None
     options: dict[str, Any] | None = None
-
-    @field_validator("keep_alive", mode="before")
-    @classmethod
-    def _keep_alive(cls, value: Any) -> float | None:
-        return parse_keep_alive(value)
 
 
 class StreamOptions(BaseModel):

@@ -25,6 +25,7 @@ from nexus.api.anthropic import (
 from nexus.api.ollama import ChatRequest
 from nexus.errors import BadRequest
 from nexus.inference.service import Outcome
+from nexus.streams import aclose
 
 Chunk = dict[str, Any]
 Event = dict[str, Any]
@@ -358,7 +359,7 @@ async def message_reply(
             if chunk.get("done"):
                 final = chunk
     finally:
-        await _aclose(chunks)
+        await aclose(chunks)
     content: list[dict[str, Any]] = []
     if "".join(thinking):
         content.append({"type": "thinking", "thinking": "".join(thinking), "signature": ""})
@@ -377,12 +378,6 @@ async def message_reply(
         "stop_sequence": sequence,
         "usage": usage(final),
     }
-
-
-async def _aclose(it: AsyncIterator[Any]) -> None:
-    aclose = getattr(it, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 class MessageStream:
@@ -491,4 +486,4 @@ class MessageStream:
                 for event in self.feed(chunk):
                     yield event
         finally:
-            await _aclose(chunks)
+            await aclose(chunks)

@@ -11,6 +11,7 @@ from typing import Any
 from nexus.api.ollama import ChatRequest, GenerateRequest
 from nexus.api.openai import ChatCompletionRequest, CompletionRequest
 from nexus.errors import BadRequest
+from nexus.streams import prepend
 
 Chunk = dict[str, Any]
 FINGERPRINT = "fp_ollama"
@@ -280,12 +281,6 @@ def _logprob_content(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return items
 
 
-async def _chain(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
-    yield first
-    async for item in rest:
-        yield item
-
-
 class ChatCompletionStream:
     """Native chat chunks in, ``chat.completion.chunk`` objects out."""
 
@@ -316,7 +311,7 @@ class ChatCompletionStream:
     async def convert(self, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
         first = await anext(chunks)  # errors before any output keep their status code
         yield self._chunk({"role": "assistant", "content": ""})
-        async for chunk in _chain(first, chunks):
+        async for chunk in prepend(first, chunks):
             message = chunk.get("message") or {}
             content = message.get("content", "")
             lp = {"content": chunk["logprobs"]} if self.logprobs and chunk.get("logprobs") else None

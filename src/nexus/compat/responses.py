@@ -23,6 +23,7 @@ from nexus.compat.openai import (
     tool_choice,
 )
 from nexus.errors import BadRequest
+from nexus.streams import aclose
 
 Chunk = dict[str, Any]
 
@@ -516,9 +517,7 @@ class ResponseStream:
             )
             yield self._event(f"response.{status}", response=self.response)
         finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await aclose(chunks)
 
     def failed(self, message: str, code: str | None, param: str | None) -> list[Chunk]:
         """The closing events of a stream that broke after it started: an ``error`` event, then

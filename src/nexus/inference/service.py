@@ -23,6 +23,7 @@ from nexus.runner.client import ContextExceeded, EngineClient, EngineUnreachable
 from nexus.runner.spec import RunnerSpec
 from nexus.scheduler import Lease, Scheduler
 from nexus.store.gguf_meta import kv_cache_bytes
+from nexus.streams import prepend
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +303,7 @@ class InferenceService:
                 first = await anext(events)
             parser = tool_parser_for(model) if tools and forced is None else None
             held: list[str] = []
-            async for event in _prepend(first, events):
+            async for event in prepend(first, events):
                 text = event.get("content", "")
                 calls: list[dict[str, Any]] = []
                 if forced is not None:
@@ -551,12 +552,6 @@ def _chat_chunk(base: Chunk, text: str, calls: list[dict[str, Any]], *, done: bo
     if calls:
         message["tool_calls"] = calls
     return {**base, "created_at": now_iso(), "message": message, "done": done}
-
-
-async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    yield first
-    async for item in rest:
-        yield item
 
 
 def _normalize(vector: list[float]) -> list[float]:

@@ -22,7 +22,8 @@ from nexus.inference.service import Outcome
 from nexus.server.body import parse_body
 from nexus.server.errors import error_body
 from nexus.server.state import AppState, state_of
-from nexus.server.streaming import JSONReply, dumps, until_disconnect
+from nexus.server.streaming import JSONReply, event_frame, until_disconnect
+from nexus.streams import aclose, prepend
 
 log = logging.getLogger(__name__)
 
@@ -32,37 +33,19 @@ Chunk = dict[str, Any]
 SSE_HEADERS = {"Cache-Control": "no-cache"}
 
 
-def _event(event: dict[str, Any]) -> bytes:
-    return f"event: {event['type']}\ndata: {dumps(event)}\n\n".encode()
-
-
 async def sse(events: AsyncIterator[dict[str, Any]], path: str) -> AsyncIterator[bytes]:
     """``event: <type>`` / ``data: <json>`` pairs; a failure mid-stream becomes an ``error``
     event, which Anthropic's SDKs raise as an API error."""
     try:
         async for event in events:
-            yield _event(event)
+            yield event_frame(event)
     except NexusError as exc:
-        yield _event(error_body(path, exc.status, exc.message, exc))
+        yield event_frame(error_body(path, exc.status, exc.message, exc))
     except Exception as exc:  # the stream has started: report in-band
         log.exception("messages stream failed")
-        yield _event(error_body(path, 500, f"internal error: {exc}"))
+        yield event_frame(error_body(path, 500, f"internal error: {exc}"))
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-async def _prepend(first: Chunk | None, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
-    try:
-        if first is not None:
-            yield first
-        async for chunk in rest:
-            yield chunk
-    finally:
-        aclose = getattr(rest, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose(events)
 
 
 async def _can_think(state: AppState, req: CountTokensRequest | MessagesRequest) -> bool:
@@ -97,7 +80,7 @@ async def messages(request: Request) -> Response:
         await chunks.aclose()  # type: ignore[attr-defined]
         raise
     stream = an.MessageStream(req.model, outcome, stop_sequences, an.estimate_input_tokens(native))
-    events = stream.events(_prepend(first, chunks))
+    events = stream.events(prepend(first, chunks))
     return StreamingResponse(
         sse(events, request.url.path), media_type="text/event-stream", headers=SSE_HEADERS
     )

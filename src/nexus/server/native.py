@@ -37,6 +37,7 @@ from nexus.server.streaming import (
 from nexus.store.blobs import parse_digest
 from nexus.store.create import CreateSpec, create_model
 from nexus.store.names import ModelName
+from nexus.streams import prepend
 
 router = APIRouter()
 
@@ -252,19 +253,13 @@ async def create(request: Request) -> Response:
     if spec.stream:
         first = await anext(statuses)
         return StreamingResponse(
-            progress_stream(_prepend(first, statuses)), media_type="application/x-ndjson"
+            progress_stream(prepend(first, statuses)), media_type="application/x-ndjson"
         )
     last: Chunk = {}
     async for status in statuses:
         last = status
     state.catalog_changed()
     return JSONReply(last)
-
-
-async def _prepend(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
-    yield first
-    async for item in rest:
-        yield item
 
 
 async def _run_with_progress(

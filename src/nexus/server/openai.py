@@ -20,6 +20,7 @@ from nexus.server.errors import error_body
 from nexus.server.state import state_of
 from nexus.server.streaming import JSONReply, dumps, until_disconnect
 from nexus.store.names import ModelName
+from nexus.streams import aclose
 
 router = APIRouter(prefix="/v1")
 
@@ -37,9 +38,7 @@ async def sse(first: Chunk, rest: AsyncIterator[Chunk], path: str) -> AsyncItera
         yield f"data: {dumps(error_body(path, exc.status, exc.message, exc))}\n\n".encode()
         return
     finally:
-        aclose = getattr(rest, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose(rest)
     yield b"data: [DONE]\n\n"
 
 
@@ -48,7 +47,7 @@ async def stream_reply(request: Request, events: AsyncIterator[Chunk]) -> Respon
     try:
         first = await until_disconnect(request, anext(events))
     except BaseException:
-        await events.aclose()  # type: ignore[attr-defined]
+        await aclose(events)
         raise
     return StreamingResponse(sse(first, events, request.url.path), media_type="text/event-stream")
 

@@ -19,6 +19,7 @@ from nexus.registry.reference import RegistryRef, parse_reference
 from nexus.server.body import parse_body
 from nexus.server.state import state_of
 from nexus.server.streaming import Chunk, JSONReply, progress_stream, until_disconnect
+from nexus.streams import aclose
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,7 @@ async def _guarded(chunks: AsyncIterator[Chunk], after: Callable[[], None]) -> A
         log.exception("transfer failed")
         raise NexusError(str(exc) or type(exc).__name__) from exc
     finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose(chunks)
 
 
 async def _respond(

@@ -17,33 +17,14 @@ from nexus.compat import responses as rs
 from nexus.errors import ContextOverflow, NexusError
 from nexus.server.body import parse_body
 from nexus.server.state import state_of
-from nexus.server.streaming import JSONReply, dumps, until_disconnect
+from nexus.server.streaming import JSONReply, event_frame, until_disconnect
+from nexus.streams import aclose, prepend
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1")
 
 Chunk = dict[str, Any]
-
-
-async def _aclose(it: AsyncIterator[Any]) -> None:
-    aclose = getattr(it, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-async def _prepend(first: Chunk | None, rest: AsyncIterator[Chunk]) -> AsyncGenerator[Chunk, None]:
-    try:
-        if first is not None:
-            yield first
-        async for chunk in rest:
-            yield chunk
-    finally:
-        await _aclose(rest)
-
-
-def _frame(event: Chunk) -> bytes:
-    return f"event: {event['type']}\ndata: {dumps(event)}\n\n".encode()
 
 
 async def _sse(
@@ -53,14 +34,14 @@ async def _sse(
     reported in-band: an ``error`` event, then ``response.failed``."""
     try:
         async for event in events:
-            yield _frame(event)
+            yield event_frame(event)
     except NexusError as exc:
         for event in stream.failed(exc.message, exc.code, exc.param):
-            yield _frame(event)
+            yield event_frame(event)
     except Exception as exc:
         log.exception("responses stream failed")
         for event in stream.failed(f"internal error: {exc}", None, None):
-            yield _frame(event)
+            yield event_frame(event)
     finally:
         await events.aclose()
 
@@ -79,13 +60,13 @@ async def create_response(request: Request) -> Response:
     except StopAsyncIteration:
         first = None
     except ContextOverflow as exc:
-        await _aclose(chunks)
+        await aclose(chunks)
         raise ContextOverflow(exc.message, param="input") from exc
     except BaseException:
-        await _aclose(chunks)
+        await aclose(chunks)
         raise
     stream = rs.ResponseStream(req)
-    events = stream.events(_prepend(first, chunks))
+    events = stream.events(prepend(first, chunks))
     if req.stream:
         return StreamingResponse(
             _sse(stream, events),

@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from nexus.errors import Canceled, NexusError
+from nexus.streams import aclose
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,11 @@ Chunk = dict[str, Any]
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def event_frame(event: dict[str, Any]) -> bytes:
+    """One server-sent event named by its ``type``, as the Responses and Messages APIs send them."""
+    return f"event: {event['type']}\ndata: {dumps(event)}\n\n".encode()
 
 
 class JSONReply(JSONResponse):
@@ -38,13 +44,7 @@ async def _ndjson(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[byt
         log.exception("stream failed")
         yield (dumps({"error": str(exc)}) + "\n").encode()
     finally:
-        await _aclose(rest)
-
-
-async def _aclose(it: AsyncIterator[Any]) -> None:
-    aclose = getattr(it, "aclose", None)
-    if aclose is not None:
-        await aclose()
+        await aclose(rest)
 
 
 async def wait_disconnect(request: Request) -> None:
@@ -87,7 +87,7 @@ async def reply(
     except StopAsyncIteration:
         first = {}
     except BaseException:
-        await _aclose(chunks)
+        await aclose(chunks)
         raise
     if first.get("done_reason") in ("load", "unload"):
         return JSONReply(first)  # a single object even when streaming, as Ollama answers
@@ -100,7 +100,7 @@ async def reply(
             async for chunk in chunks:
                 items.append(chunk)
         finally:
-            await _aclose(chunks)
+            await aclose(chunks)
         return items
 
     return JSONReply(merge(await until_disconnect(request, collect())))
