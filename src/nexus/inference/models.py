@@ -27,6 +27,8 @@ class Model:
     modified_at: datetime
     size: int
     model_path: Path
+    #: Bytes of the weights file (the model layer's size in the manifest).
+    weights_size: int
     gguf: GGUFInfo
     config: dict[str, Any] = field(default_factory=dict)
     template: Template | None = None
@@ -141,6 +143,7 @@ class ModelCatalog:
             modified_at=stored.modified_at,
             size=stored.size,
             model_path=model_path,
+            weights_size=model_layers[0].size,
             gguf=info,
             projectors=[blobs.path(ly.digest) for ly in model_layers[1:]],
         )

@@ -93,6 +93,9 @@ class InferenceService:
         self.settings = settings
         self.catalog = catalog
         self.scheduler = scheduler
+        #: Automatic slot counts, decided once per (weights, context): memory read after a load
+        #: (which the KV cache itself took) must not flip the decision and force a reload.
+        self._auto_parallel: dict[tuple[str, int], int] = {}
 
     # ---- runner selection -------------------------------------------------------------
 
@@ -105,11 +108,7 @@ class InferenceService:
     def runner_spec(self, model: Model, options: dict[str, Any]) -> RunnerSpec:
         load, _ = split_options(options)
         num_ctx = self.context_length(model, load)
-        parallel = self.settings.num_parallel
-        if parallel is None:
-            need = kv_cache_bytes(model.gguf, num_ctx * AUTO_PARALLEL, self.settings.kv_cache_type)
-            fits = need + model.model_path.stat().st_size < _available_memory() * 0.8
-            parallel = AUTO_PARALLEL if fits else 1
+        parallel = self.settings.num_parallel or self._automatic_parallel(model, num_ctx)
         return RunnerSpec(
             model_path=str(model.model_path),
             num_ctx=num_ctx,
@@ -124,6 +123,16 @@ class InferenceService:
             adapters=tuple(str(p) for p in model.adapters),
             mean_pooling=model.gguf.pooling_type is None,
         )
+
+    def _automatic_parallel(self, model: Model, num_ctx: int) -> int:
+        """4 slots where memory holds their KV cache beside the weights, else 1."""
+        key = (str(model.model_path), num_ctx)
+        parallel = self._auto_parallel.get(key)
+        if parallel is None:
+            need = kv_cache_bytes(model.gguf, num_ctx * AUTO_PARALLEL, self.settings.kv_cache_type)
+            fits = need + model.weights_size < _available_memory() * 0.8
+            parallel = self._auto_parallel[key] = AUTO_PARALLEL if fits else 1
+        return parallel
 
     def options_for(self, model: Model, request_options: dict[str, Any] | None) -> dict[str, Any]:
         """Ollama's defaults, under the model's parameters, under the request's options."""
@@ -141,7 +150,7 @@ class InferenceService:
 
     def _runner_size(self, model: Model, spec: RunnerSpec) -> int:
         kv = kv_cache_bytes(model.gguf, spec.num_ctx * spec.num_parallel, spec.kv_cache_type)
-        return model.model_path.stat().st_size + kv
+        return model.weights_size + kv
 
     async def load_or_unload(
         self, model: Model, options: dict[str, Any], keep_alive: float | None
