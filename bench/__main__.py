@@ -1,6 +1,7 @@
 """``make bench``: Nexus against llama.cpp's ``llama-server`` on the same model, side by side.
 
-Same GGUF, threads, context per slot and greedy decoding for both; several runs, medians.
+Same GGUF, threads, context per slot and greedy decoding for both; both servers stay up and every
+measurement takes turns between them, several runs, medians.
 Prints a Markdown table and writes it as JSON and a PNG chart under ``bench/results/``.
 """
 
@@ -16,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -48,55 +48,62 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def median_of(runs: int, measure: Callable[[], Coroutine[Any, Any, float]]) -> float:
-    async def all_runs() -> list[float]:
-        return [await measure() for _ in range(runs)]
-
-    return statistics.median(asyncio.run(all_runs()))
-
-
 def child_pids(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
 
 
-def measure_target(
-    target: Target, args: argparse.Namespace, client_factory: Callable[[], httpx.AsyncClient]
-) -> dict[str, float]:
-    """Single-stream TTFT/decode, prompt rate and aggregate throughput per concurrency."""
+def measure_interleaved(
+    targets: list[Target], args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """Every figure for every target, run by run, the targets taking turns (their order rotating
+    each run): slow drifts of a shared machine then weigh on all of them alike."""
+    samples: dict[str, dict[str, list[float]]] = {t.name: {} for t in targets}
 
-    async def single() -> list[float]:
-        async with client_factory() as client:
-            s = await stream_once(client, target, STORY, args.n_predict)
-            return [s.ttft, s.decode_rate]
+    def add(target: Target, key: str, value: float) -> None:
+        samples[target.name].setdefault(key, []).append(value)
 
-    async def warm() -> None:
-        async with client_factory() as client:
-            await stream_once(client, target, STORY, 8)
+    async def all_runs() -> None:
+        async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
+            for target in targets:
+                await stream_once(client, target, STORY, 8)  # warm: loaded, caches primed
+            for run in range(args.runs):
+                shift = run % len(targets)
+                order = targets[shift:] + targets[:shift]
+                for target in order:
+                    # the same prompt just before: it is then in a slot's cache on both servers,
+                    # so the time to first token compares the servers, not their cache policies
+                    await stream_once(client, target, STORY, 1)
+                    single = await stream_once(client, target, STORY, args.n_predict)
+                    add(target, "ttft_ms", single.ttft * 1000)
+                    add(target, "decode_tps", single.decode_rate)
+                for target in order:
+                    add(target, "prompt_tps", await prompt_rate(client, target))
+                for streams in args.concurrency:
+                    for target in order:
+                        rate = await concurrent(client, target, streams, args.n_predict)
+                        add(target, f"aggregate_{streams}_tps", rate)
 
-    asyncio.run(warm())
-    singles = [asyncio.run(single()) for _ in range(args.runs)]
-    result = {
-        "ttft_ms": statistics.median(s[0] for s in singles) * 1000,
-        "decode_tps": statistics.median(s[1] for s in singles),
+    asyncio.run(all_runs())
+    return {
+        name: {key: statistics.median(values) for key, values in figures.items()}
+        for name, figures in samples.items()
     }
 
-    async def prompt() -> float:
-        async with client_factory() as client:
-            return await prompt_rate(client, target)
 
-    result["prompt_tps"] = median_of(args.runs, prompt)
-    for streams in args.concurrency:
+def one_token_latency(url: str, body: dict[str, Any]) -> float:
+    async def run() -> float:
+        async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
+            for _ in range(3):
+                await request_latency(client, url, body)
+            return statistics.median([await request_latency(client, url, body) for _ in range(30)])
 
-        async def aggregate(streams: int = streams) -> float:
-            async with client_factory() as client:
-                return await concurrent(client, target, streams, args.n_predict)
-
-        result[f"aggregate_{streams}_tps"] = median_of(args.runs, aggregate)
-    return result
+    return asyncio.run(run())
 
 
-def run_nexus(args: argparse.Namespace, models: Path) -> dict[str, Any]:
+def start_nexus(
+    args: argparse.Namespace, models: Path
+) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")}
     env.update(
@@ -115,44 +122,27 @@ def run_nexus(args: argparse.Namespace, models: Path) -> dict[str, Any]:
     )
     url = f"http://127.0.0.1:{port}"
     out: dict[str, Any] = {}
-    try:
-        asyncio.run(wait_ready(url))
-        out["startup_s"] = time.perf_counter() - started
-        out["idle_rss_mb"] = rss_bytes(proc.pid) / 1e6
-        body = {"model": MODEL, "prompt": "Hello", "raw": True, "stream": False,
-                "options": {"num_predict": 1, "temperature": 0}}  # fmt: skip
+    asyncio.run(wait_ready(url))
+    out["startup_s"] = time.perf_counter() - started
+    out["idle_rss_mb"] = rss_bytes(proc.pid) / 1e6
+    body = {"model": MODEL, "prompt": "Hello", "raw": True, "stream": False,
+            "options": {"num_predict": 1, "temperature": 0}}  # fmt: skip
 
-        async def cold() -> float:
-            async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
-                return await request_latency(client, f"{url}/api/generate", body)
+    async def cold() -> float:
+        async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
+            return await request_latency(client, f"{url}/api/generate", body)
 
-        out["cold_load_s"] = asyncio.run(cold())
-        out["loaded_rss_mb"] = (
-            rss_bytes(proc.pid) + sum(rss_bytes(p) for p in child_pids(proc.pid))
-        ) / 1e6
-
-        async def overhead() -> float:
-            async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
-                for _ in range(3):
-                    await request_latency(client, f"{url}/api/generate", body)
-                return statistics.median(
-                    [await request_latency(client, f"{url}/api/generate", body) for _ in range(30)]
-                )
-
-        out["request_latency_ms"] = asyncio.run(overhead()) * 1000
-
-        def factory() -> httpx.AsyncClient:
-            return httpx.AsyncClient(trust_env=False, timeout=600)
-
-        out["chat"] = measure_target(Target("Nexus /api/chat", url, "ollama", MODEL), args, factory)
-        out["openai"] = measure_target(Target("Nexus /v1", url, "openai", MODEL), args, factory)
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    return out
+    out["cold_load_s"] = asyncio.run(cold())
+    out["loaded_rss_mb"] = (
+        rss_bytes(proc.pid) + sum(rss_bytes(p) for p in child_pids(proc.pid))
+    ) / 1e6
+    out["request_latency_ms"] = one_token_latency(f"{url}/api/generate", body) * 1000
+    return proc, url, out
 
 
-def run_peer(args: argparse.Namespace, gguf: Path) -> dict[str, Any]:
+def start_peer(
+    args: argparse.Namespace, gguf: Path
+) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
     from bench.peer import llama_server
 
     binary = llama_server()
@@ -168,32 +158,18 @@ def run_peer(args: argparse.Namespace, gguf: Path) -> dict[str, Any]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     out: dict[str, Any] = {}
-    try:
-        out["cold_load_s"] = asyncio.run(wait_ready(f"{url}/health"))
-        out["startup_s"] = time.perf_counter() - started
-        out["loaded_rss_mb"] = rss_bytes(proc.pid) / 1e6
-        body = {"prompt": "Hello", "n_predict": 1, "temperature": 0}
+    out["cold_load_s"] = asyncio.run(wait_ready(f"{url}/health"))
+    out["startup_s"] = time.perf_counter() - started
+    out["loaded_rss_mb"] = rss_bytes(proc.pid) / 1e6
+    body = {"prompt": "Hello", "n_predict": 1, "temperature": 0}
+    out["request_latency_ms"] = one_token_latency(f"{url}/completion", body) * 1000
+    return proc, url, out
 
-        async def latency() -> float:
-            async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
-                for _ in range(3):
-                    await request_latency(client, f"{url}/completion", body)
-                return statistics.median(
-                    [await request_latency(client, f"{url}/completion", body) for _ in range(30)]
-                )
 
-        out["request_latency_ms"] = asyncio.run(latency()) * 1000
-
-        def factory() -> httpx.AsyncClient:
-            return httpx.AsyncClient(trust_env=False, timeout=600)
-
-        out["openai"] = measure_target(
-            Target("llama-server", url, "openai", "bench"), args, factory
-        )
-    finally:
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
         proc.terminate()
         proc.wait(30)
-    return out
 
 
 def run_engine_alone(args: argparse.Namespace, gguf: Path) -> dict[str, float]:
@@ -219,10 +195,20 @@ def run_engine_alone(args: argparse.Namespace, gguf: Path) -> dict[str, float]:
     return {"request_latency_ms": statistics.median(times) * 1000}
 
 
+def engine_build() -> str:
+    """Which xllamacpp runs: the portable PyPI wheel, or one built here (``make engine-native``)."""
+    from importlib.metadata import distribution
+
+    dist = distribution("xllamacpp")
+    tags = dist.read_text("WHEEL") or ""
+    kind = "PyPI wheel" if "manylinux" in tags else "built for this machine"
+    return f"xllamacpp {dist.version}, {kind}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--gguf", type=Path, default=None, help="GGUF file (default: SmolLM2)")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--ctx", type=int, default=1024, help="context per slot")
     parser.add_argument("--n-predict", type=int, default=128)
@@ -239,15 +225,32 @@ def main() -> None:
         "n_predict": args.n_predict,
         "runs": args.runs,
         "machine": f"{os.cpu_count()} CPUs",
+        "engine_build": engine_build(),
     }
+    nexus_proc = peer_proc = None
     with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
         models = Path(tmp)
         create_from_gguf_file(Store(models), MODEL, gguf, lambda status: None)
-        print("measuring Nexus ...", file=sys.stderr)
-        results["nexus"] = run_nexus(args, models)
-    if not args.skip_peer:
-        print("measuring llama-server ...", file=sys.stderr)
-        results["peer"] = run_peer(args, gguf)
+        try:
+            print("starting Nexus ...", file=sys.stderr)
+            nexus_proc, nexus_url, results["nexus"] = start_nexus(args, models)
+            targets = [
+                Target("chat", nexus_url, "ollama", MODEL),
+                Target("openai", nexus_url, "openai", MODEL),
+            ]
+            if not args.skip_peer:
+                print("starting llama-server ...", file=sys.stderr)
+                peer_proc, peer_url, results["peer"] = start_peer(args, gguf)
+                targets.append(Target("peer", peer_url, "openai", "bench"))
+            print(f"measuring {len(targets)} targets, taking turns ...", file=sys.stderr)
+            figures = measure_interleaved(targets, args)
+        finally:
+            stop(nexus_proc)
+            stop(peer_proc)
+    results["nexus"]["chat"] = figures["chat"]
+    results["nexus"]["openai"] = figures["openai"]
+    if "peer" in figures:
+        results["peer"]["openai"] = figures["peer"]
     print("measuring the engine alone ...", file=sys.stderr)
     results["engine"] = run_engine_alone(args, gguf)
     if not args.skip_pull:

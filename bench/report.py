@@ -36,7 +36,8 @@ def render_table(results: dict[str, Any], concurrency: list[int]) -> str:
     lines = [
         f"Model {results['model']}, {results['threads']} threads, context {results['ctx_per_slot']}"
         f" per slot, greedy, {results['n_predict']} tokens, median of {results['runs']} runs"
-        f" ({results['machine']}).",
+        f" with both servers up and taking turns ({results['machine']}, engine:"
+        f" {results.get('engine_build', 'xllamacpp')}).",
         "",
         "| Measure | Nexus /api/chat | Nexus /v1 | llama-server | /api/chat / peer | /v1 / peer |",
         "|---|---:|---:|---:|---:|---:|",

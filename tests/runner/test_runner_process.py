@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,10 @@ async def test_start_tokenize_complete_stop(default_gguf: Path) -> None:
         assert isinstance(runner.pid, int) and process_exists(runner.pid)
         assert runner.client is not None
         assert await runner.client.health()
+        # the engine listens on a Unix socket in a directory only this user may enter
+        assert runner.client.address.startswith("unix://")
+        socket_dir = Path(runner.client.address.removeprefix("unix://")).parent
+        assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
 
         tokens = await runner.client.tokenize("Hello world, hello world")
         assert tokens and all(isinstance(t, int) for t in tokens)
@@ -66,6 +71,7 @@ async def test_start_tokenize_complete_stop(default_gguf: Path) -> None:
         await runner.stop()
     assert not runner.alive
     assert pid is not None and not process_exists(pid)
+    assert not socket_dir.exists()
     # Stopping again is harmless.
     await runner.stop()
 

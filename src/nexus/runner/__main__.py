@@ -1,8 +1,9 @@
 """Runner process: hosts one llama.cpp engine (``xllamacpp.Server``) for one model.
 
-The engine speaks llama.cpp's server API over HTTP on a loopback port. The process prints that
-address as one JSON line on stdout, then lives until its stdin closes (the parent went away or
-unloaded it) or it is signalled.
+The engine speaks llama.cpp's server API over HTTP, on the Unix socket the parent names (in a
+directory only its user can enter; cheaper per streamed token than TCP) or else on a loopback port.
+The process prints that address as one JSON line on stdout, then lives until its stdin closes (the
+parent went away or unloaded it) or it is signalled.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from nexus.runner.spec import RunnerSpec
 
 
-def build_params(spec: RunnerSpec) -> object:
+def build_params(spec: RunnerSpec, socket_path: str | None = None) -> object:
     import xllamacpp as xlc
 
     p = xlc.CommonParams()
@@ -53,7 +54,10 @@ def build_params(spec: RunnerSpec) -> object:
             adapter.scale = 1.0
             adapters.append(adapter)
         p.lora_adapters = adapters
-    p.port = 0
+    if socket_path:
+        p.hostnames = [socket_path]
+    else:
+        p.port = 0
     return p
 
 
@@ -61,7 +65,8 @@ def main() -> None:
     spec = RunnerSpec.from_json(json.loads(sys.argv[1]))
     import xllamacpp as xlc
 
-    server = xlc.Server(build_params(spec))
+    socket_path = sys.argv[2] if len(sys.argv) > 2 else None
+    server = xlc.Server(build_params(spec, socket_path))
     gpus = [
         {"name": d["name"], "memory_total": d["memory_total"], "memory_free": d["memory_free"]}
         for d in xlc.get_device_info()

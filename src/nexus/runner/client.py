@@ -43,16 +43,21 @@ def _engine_error(status: int, body: bytes) -> NexusError:
 
 
 class EngineClient:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
+    def __init__(self, address: str) -> None:
+        """``address`` is the engine's: ``unix:///path/to.sock`` or ``http://host:port``."""
+        self.address = address
+        socket_path = address.removeprefix("unix://") if address.startswith("unix://") else None
         self._http = httpx.AsyncClient(
-            base_url=base_url,
+            base_url="http://engine" if socket_path else address,
             timeout=httpx.Timeout(None, connect=10.0),
             trust_env=False,
-            # below the engine's own keep-alive timeout (5 s), so an idle connection is never
-            # reused at the moment the engine closes it
-            limits=httpx.Limits(
-                max_connections=None, max_keepalive_connections=64, keepalive_expiry=2.0
+            transport=httpx.AsyncHTTPTransport(
+                uds=socket_path,
+                # below the engine's own keep-alive timeout (5 s), so an idle connection is
+                # never reused at the moment the engine closes it
+                limits=httpx.Limits(
+                    max_connections=None, max_keepalive_connections=64, keepalive_expiry=2.0
+                ),
             ),
         )
 
@@ -129,17 +134,28 @@ class EngineClient:
             if resp.status_code >= 400:
                 raise _engine_error(resp.status_code, await resp.aread())
             pending = b""
+            final: dict[str, Any] | None = None
             async for data in resp.aiter_raw():  # bytes split by hand: the per-token hot path
+                if final is not None:
+                    # the body is read to its end before the last event goes out, so the
+                    # connection returns to the pool and the next request skips a TCP connect
+                    continue
                 pending += data
                 start = 0
                 while (end := pending.find(b"\n", start)) >= 0:
                     line = pending[start:end]
                     start = end + 1
                     if line.startswith(b"data: "):
-                        yield json.loads(line[6:])
+                        event = json.loads(line[6:])
+                        if event.get("stop"):
+                            final = event
+                            break
+                        yield event
                     elif line.startswith(b"error: "):
                         raise _engine_error(500, line[7:])
                 pending = pending[start:]
+            if final is not None:
+                yield final
         except httpx.TransportError as exc:
             raise EngineUnreachable(f"runner connection lost: {exc}") from exc
         finally:

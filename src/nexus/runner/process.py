@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -33,6 +34,7 @@ class RunnerProcess:
         self.client: EngineClient | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._log_path: Path | None = None
+        self._socket_dir: Path | None = None
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
         #: Accelerators the engine saw at load (name, memory_total, memory_free in bytes).
@@ -90,12 +92,14 @@ class RunnerProcess:
     async def start(self) -> None:
         fd, log_name = tempfile.mkstemp(prefix="nexus-runner-", suffix=".log")
         self._log_path = Path(log_name)
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="nexus-runner-"))  # mode 0700
         stderr: int = fd
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "nexus.runner",
             json.dumps(self.spec.to_json()),
+            str(self._socket_dir / "engine.sock"),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=None if self.debug else stderr,
@@ -117,7 +121,7 @@ class RunnerProcess:
         if not line:
             await self._proc.wait()
             error = self.failure()
-            self._cleanup_log()
+            self._cleanup_files()
             raise error
         hello = json.loads(line)
         self.gpus = list(hello.get("gpus") or [])
@@ -151,10 +155,13 @@ class RunnerProcess:
             await self.client.aclose()
         if self._watch is not None:
             self._watch.cancel()
-        self._cleanup_log()
+        self._cleanup_files()
 
-    def _cleanup_log(self) -> None:
+    def _cleanup_files(self) -> None:
         if self._log_path is not None:
             with contextlib.suppress(OSError):
                 self._log_path.unlink()
             self._log_path = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
