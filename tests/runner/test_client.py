@@ -90,3 +90,20 @@ async def test_other_client_errors_are_bad_requests() -> None:
     with pytest.raises(BadRequest, match="invalid grammar"):
         async for _ in client.completion_stream({"prompt": "x"}):
             pass
+
+
+async def test_tokenize_adds_the_vocabulary_specials_only_when_asked() -> None:
+    sent: list[dict[str, object]] = []
+
+    def engine(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, json={"tokens": [1, 2]})
+
+    client = EngineClient("http://engine")
+    client._http = httpx.AsyncClient(
+        base_url="http://engine", transport=httpx.MockTransport(engine)
+    )
+    assert await client.tokenize("hi") == [1, 2]
+    assert await client.tokenize("hi", add_special=True) == [1, 2]
+    assert [body["add_special"] for body in sent] == [False, True]
+    assert all(body["parse_special"] is True for body in sent)

@@ -71,7 +71,7 @@ class PromptBuilder:
             gone = set(droppable[:dropped])
             kept = [m for i, m in enumerate(messages) if i not in gone]
             rendered = await self.chat_prompt(model, kept, tools, think)
-            count = len(await self.client.tokenize(rendered.text))
+            count = len(await self.client.tokenize(rendered.text, add_special=True))
             if count < num_ctx:
                 rendered.dropped = dropped
                 return rendered

@@ -194,7 +194,9 @@ class InferenceService:
             client = _client(lease)
             builder = PromptBuilder(client, self.catalog)
             rendered = await builder.generate_prompt(model, req)
-            tokens = list(req.context or []) + await client.tokenize(rendered.text)
+            # BOS (where the model wants one) starts a fresh prompt; a context already has it
+            text_tokens = await client.tokenize(rendered.text, add_special=not req.context)
+            tokens = list(req.context or []) + text_tokens
             truncated = False
             if len(tokens) > spec.num_ctx - 1:
                 if not req.truncate:
@@ -490,7 +492,7 @@ class InferenceService:
 
 
 async def _as_tokens(client: EngineClient, item: str | list[int]) -> list[int]:
-    return list(item) if isinstance(item, list) else await client.tokenize(item)
+    return list(item) if isinstance(item, list) else await client.tokenize(item, add_special=True)
 
 
 def _client(lease: Lease) -> EngineClient:

@@ -111,4 +111,4 @@ async def _count(state: AppState, native: ChatRequest, tools: list[dict[str, Any
         builder = PromptBuilder(client, inference.catalog)
         messages = builder.chat_messages(model, native)
         rendered = await builder.chat_prompt(model, messages, tools, native.think)
-        return len(await client.tokenize(rendered.text))
+        return len(await client.tokenize(rendered.text, add_special=True))
