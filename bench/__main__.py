@@ -40,6 +40,7 @@ from nexus.store.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "bench:latest"
+TTFT_SAMPLES = 10  # per target and run: a short request each, so cheap, and the median settles
 
 
 def free_port() -> int:
@@ -74,8 +75,10 @@ def measure_interleaved(
                     # the same prompt just before: it is then in a slot's cache on both servers,
                     # so the time to first token compares the servers, not their cache policies
                     await stream_once(client, target, STORY, 1)
+                    for _ in range(TTFT_SAMPLES):
+                        short = await stream_once(client, target, STORY, 2)
+                        add(target, "ttft_ms", short.ttft * 1000)
                     single = await stream_once(client, target, STORY, args.n_predict)
-                    add(target, "ttft_ms", single.ttft * 1000)
                     add(target, "decode_tps", single.decode_rate)
                 for target in order:
                     add(target, "prompt_tps", await prompt_rate(client, target))

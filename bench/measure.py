@@ -52,6 +52,17 @@ async def _lines(resp: httpx.Response) -> AsyncIterator[str]:
 async def stream_once(
     client: httpx.AsyncClient, target: Target, prompt: str, n_predict: int
 ) -> Stream:
+    """One streamed generation; sent again once if the server had closed the kept-alive
+    connection under it (``llama-server`` closes them after a number of requests)."""
+    try:
+        return await _stream_once(client, target, prompt, n_predict)
+    except httpx.RemoteProtocolError:
+        return await _stream_once(client, target, prompt, n_predict)
+
+
+async def _stream_once(
+    client: httpx.AsyncClient, target: Target, prompt: str, n_predict: int
+) -> Stream:
     messages = [{"role": "user", "content": prompt}]
     if target.api == "ollama":
         url = f"{target.base_url}/api/chat"
@@ -130,7 +141,11 @@ async def prompt_rate(client: httpx.AsyncClient, target: Target) -> float:
 
 async def request_latency(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> float:
     start = time.perf_counter()
-    resp = await client.post(url, json=body)
+    try:
+        resp = await client.post(url, json=body)
+    except httpx.RemoteProtocolError:  # a kept-alive connection closed by the server
+        start = time.perf_counter()
+        resp = await client.post(url, json=body)
     resp.raise_for_status()
     return time.perf_counter() - start
 

@@ -164,11 +164,12 @@ def test_json_schema_output_validates(client: openai.OpenAI) -> None:
 def test_json_object_output_parses(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(
         model=DEFAULT_MODEL,
-        messages=[{"role": "user", "content": "Give me a JSON object with a colour."}],
+        messages=[{"role": "user", "content": "Reply with a JSON object with one key, colour."}],
         response_format={"type": "json_object"},
-        max_tokens=40,
+        max_tokens=160,
         **GREEDY,
     )
+    assert reply.choices[0].finish_reason == "stop"
     assert isinstance(json.loads(reply.choices[0].message.content or ""), dict)
 
 

@@ -312,11 +312,12 @@ def test_json_schema_output_validates(client: openai.OpenAI) -> None:
 def test_json_object_output_parses(client: openai.OpenAI) -> None:
     resp = client.responses.create(
         model=DEFAULT_MODEL,
-        input="Give me a JSON object with a colour.",
+        input="Reply with a JSON object with one key, colour.",
         text={"format": {"type": "json_object"}},
-        max_output_tokens=40,
+        max_output_tokens=160,
         **GREEDY,
     )
+    assert resp.status == "completed"
     assert isinstance(json.loads(resp.output_text), dict)
 
 

@@ -96,9 +96,13 @@ class EngineClient:
         result: dict[str, Any] = resp.json()
         return result
 
-    async def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+    async def tokenize(
+        self, text: str, *, special: bool = True, add_special: bool = False
+    ) -> list[int]:
+        """``add_special`` adds the tokens the model's vocabulary puts around a whole input (BOS;
+        CLS and SEP for BERT-style encoders), as the engine does for a prompt given as text."""
         data = await self._post(
-            "/tokenize", {"content": text, "add_special": False, "parse_special": special}
+            "/tokenize", {"content": text, "add_special": add_special, "parse_special": special}
         )
         return list(data["tokens"])
 
@@ -138,7 +142,7 @@ class EngineClient:
             async for data in resp.aiter_raw():  # bytes split by hand: the per-token hot path
                 if final is not None:
                     # the body is read to its end before the last event goes out, so the
-                    # connection returns to the pool and the next request skips a TCP connect
+                    # connection returns to the pool and the next request needs no new one
                     continue
                 pending += data
                 start = 0
