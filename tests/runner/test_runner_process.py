@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from nexus.errors import RunnerFailed
-from nexus.runner.process import RunnerProcess
+from nexus.runner.process import MAX_SOCKET_PATH, RunnerProcess, engine_socket_path
 from nexus.runner.spec import RunnerSpec
 
 pytestmark = pytest.mark.integration
@@ -112,3 +113,26 @@ async def test_killed_process_is_noticed(default_gguf: Path) -> None:
     finally:
         await runner.stop()
     assert not runner.alive
+
+
+def test_engine_socket_path_falls_back_to_tcp_when_too_long(tmp_path: Path) -> None:
+    assert engine_socket_path(Path("/tmp/nexus-runner-x")) == "/tmp/nexus-runner-x/engine.sock"
+    long_dir = tmp_path / ("d" * MAX_SOCKET_PATH)
+    assert engine_socket_path(long_dir) is None
+
+
+async def test_runner_on_loopback_tcp_when_tmpdir_is_long(
+    default_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_tmp = tmp_path / ("t" * MAX_SOCKET_PATH)
+    long_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long_tmp))
+    runner = RunnerProcess(small_spec(default_gguf), load_timeout=LOAD_TIMEOUT)
+    await runner.start()
+    try:
+        assert runner.client is not None
+        assert runner.client.address.startswith("http://127.0.0.1:")
+        assert await runner.client.tokenize("Hello")
+    finally:
+        await runner.stop()
+    assert list(long_tmp.iterdir()) == []

@@ -23,6 +23,17 @@ log = logging.getLogger(__name__)
 _STDERR_TAIL = 2000
 
 
+#: A Unix socket's path must fit sockaddr_un (108 bytes on Linux, 104 on macOS).
+MAX_SOCKET_PATH = 100
+
+
+def engine_socket_path(directory: Path) -> str | None:
+    """Where the engine listens; ``None`` (loopback TCP then) where a long TMPDIR makes the path
+    too long for a Unix socket."""
+    path = str(directory / "engine.sock")
+    return path if len(os.fsencode(path)) <= MAX_SOCKET_PATH else None
+
+
 class RunnerProcess:
     """One engine process serving one model; ``client`` talks llama.cpp's server API to it."""
 
@@ -93,13 +104,14 @@ class RunnerProcess:
         fd, log_name = tempfile.mkstemp(prefix="nexus-runner-", suffix=".log")
         self._log_path = Path(log_name)
         self._socket_dir = Path(tempfile.mkdtemp(prefix="nexus-runner-"))  # mode 0700
+        socket = engine_socket_path(self._socket_dir)
         stderr: int = fd
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "nexus.runner",
             json.dumps(self.spec.to_json()),
-            str(self._socket_dir / "engine.sock"),
+            *([socket] if socket else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=None if self.debug else stderr,
