@@ -34,7 +34,7 @@ from bench.measure import (
 )
 from bench.report import render_chart, render_table
 from nexus.runner.spec import default_threads
-from nexus.store.create import create_from_gguf_file
+from nexus.store.create import CreateSpec, create_model
 from nexus.store.default_model import default_gguf_path
 from nexus.store.store import Store
 
@@ -125,21 +125,25 @@ def start_nexus(
     )
     url = f"http://127.0.0.1:{port}"
     out: dict[str, Any] = {}
-    asyncio.run(wait_ready(url))
-    out["startup_s"] = time.perf_counter() - started
-    out["idle_rss_mb"] = rss_bytes(proc.pid) / 1e6
-    body = {"model": MODEL, "prompt": "Hello", "raw": True, "stream": False,
-            "options": {"num_predict": 1, "temperature": 0}}  # fmt: skip
+    try:
+        asyncio.run(wait_ready(url))
+        out["startup_s"] = time.perf_counter() - started
+        out["idle_rss_mb"] = rss_bytes(proc.pid) / 1e6
+        body = {"model": MODEL, "prompt": "Hello", "raw": True, "stream": False,
+                "options": {"num_predict": 1, "temperature": 0}}  # fmt: skip
 
-    async def cold() -> float:
-        async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
-            return await request_latency(client, f"{url}/api/generate", body)
+        async def cold() -> float:
+            async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
+                return await request_latency(client, f"{url}/api/generate", body)
 
-    out["cold_load_s"] = asyncio.run(cold())
-    out["loaded_rss_mb"] = (
-        rss_bytes(proc.pid) + sum(rss_bytes(p) for p in child_pids(proc.pid))
-    ) / 1e6
-    out["request_latency_ms"] = one_token_latency(f"{url}/api/generate", body) * 1000
+        out["cold_load_s"] = asyncio.run(cold())
+        out["loaded_rss_mb"] = (
+            rss_bytes(proc.pid) + sum(rss_bytes(p) for p in child_pids(proc.pid))
+        ) / 1e6
+        out["request_latency_ms"] = one_token_latency(f"{url}/api/generate", body) * 1000
+    except BaseException:
+        stop(proc)
+        raise
     return proc, url, out
 
 
@@ -161,11 +165,15 @@ def start_peer(
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     out: dict[str, Any] = {}
-    out["cold_load_s"] = asyncio.run(wait_ready(f"{url}/health"))
-    out["startup_s"] = time.perf_counter() - started
-    out["loaded_rss_mb"] = rss_bytes(proc.pid) / 1e6
-    body = {"prompt": "Hello", "n_predict": 1, "temperature": 0}
-    out["request_latency_ms"] = one_token_latency(f"{url}/completion", body) * 1000
+    try:
+        out["cold_load_s"] = asyncio.run(wait_ready(f"{url}/health"))
+        out["startup_s"] = time.perf_counter() - started
+        out["loaded_rss_mb"] = rss_bytes(proc.pid) / 1e6
+        body = {"prompt": "Hello", "n_predict": 1, "temperature": 0}
+        out["request_latency_ms"] = one_token_latency(f"{url}/completion", body) * 1000
+    except BaseException:
+        stop(proc)
+        raise
     return proc, url, out
 
 
@@ -233,7 +241,13 @@ def main() -> None:
     nexus_proc = peer_proc = None
     with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
         models = Path(tmp)
-        create_from_gguf_file(Store(models), MODEL, gguf, lambda status: None)
+        store = Store(models)
+        digest, _ = store.blobs.import_file(gguf)
+        # the bench's thread count for Nexus too (llama-server gets it as -t/-tb)
+        spec = CreateSpec(
+            model=MODEL, files={gguf.name: digest}, parameters={"num_thread": args.threads}
+        )
+        create_model(store, spec, lambda status: None)
         try:
             print("starting Nexus ...", file=sys.stderr)
             nexus_proc, nexus_url, results["nexus"] = start_nexus(args, models)
