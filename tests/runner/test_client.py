@@ -4,7 +4,7 @@ integration tests): events in order, the body read to its end, errors mapped."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -26,13 +26,17 @@ class ScriptedBody(httpx.AsyncByteStream):
         self.exhausted = True
 
 
-def client_for(status: int, body: ScriptedBody) -> EngineClient:
+def client_of(engine: Callable[[httpx.Request], httpx.Response]) -> EngineClient:
+    """An EngineClient whose engine is the given request handler."""
     client = EngineClient("http://engine")
     client._http = httpx.AsyncClient(
-        base_url="http://engine",
-        transport=httpx.MockTransport(lambda request: httpx.Response(status, stream=body)),
+        base_url="http://engine", transport=httpx.MockTransport(engine)
     )
     return client
+
+
+def client_for(status: int, body: ScriptedBody) -> EngineClient:
+    return client_of(lambda request: httpx.Response(status, stream=body))
 
 
 def sse(event: dict[str, object]) -> bytes:
@@ -99,10 +103,7 @@ async def test_tokenize_adds_the_vocabulary_specials_only_when_asked() -> None:
         sent.append(json.loads(request.content))
         return httpx.Response(200, json={"tokens": [1, 2]})
 
-    client = EngineClient("http://engine")
-    client._http = httpx.AsyncClient(
-        base_url="http://engine", transport=httpx.MockTransport(engine)
-    )
+    client = client_of(engine)
     assert await client.tokenize("hi") == [1, 2]
     assert await client.tokenize("hi", add_special=True) == [1, 2]
     assert [body["add_special"] for body in sent] == [False, True]
