@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from nexus.errors import BadRequest, NexusError, RunnerFailed
+from nexus.runner.link import EngineLink, LinkError
 
 
 class EngineUnreachable(RunnerFailed):
@@ -46,54 +46,32 @@ class EngineClient:
     def __init__(self, address: str) -> None:
         """``address`` is the engine's: ``unix:///path/to.sock`` or ``http://host:port``."""
         self.address = address
-        socket_path = address.removeprefix("unix://") if address.startswith("unix://") else None
-        self._http = httpx.AsyncClient(
-            base_url="http://engine" if socket_path else address,
-            timeout=httpx.Timeout(None, connect=10.0),
-            trust_env=False,
-            transport=httpx.AsyncHTTPTransport(
-                uds=socket_path,
-                # below the engine's own keep-alive timeout (5 s), so an idle connection is
-                # never reused at the moment the engine closes it
-                limits=httpx.Limits(
-                    max_connections=None, max_keepalive_connections=64, keepalive_expiry=2.0
-                ),
-            ),
-        )
+        self._link = EngineLink(address)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._link.aclose()
 
-    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         try:
-            resp = await self._send(self._http.build_request("POST", path, json=body))
-        except httpx.TransportError as exc:
+            reply = await self._link.request(method, path, body)
+            data = await reply.read()
+        except LinkError as exc:
             raise EngineUnreachable(f"runner unreachable: {exc}") from exc
-        if resp.status_code >= 400:
-            raise _engine_error(resp.status_code, resp.content)
-        return resp.json()
-
-    async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
-        """Send once more if a kept-alive connection was closed under the request: nothing was
-        processed then, so the retry is safe."""
-        try:
-            return await self._http.send(request, stream=stream)
-        except httpx.RemoteProtocolError:
-            return await self._http.send(request, stream=stream)
+        if reply.status >= 400:
+            raise _engine_error(reply.status, data)
+        return json.loads(data)
 
     async def health(self) -> bool:
         try:
-            resp = await self._http.get("/health", timeout=10.0)
-        except httpx.TransportError:
+            async with asyncio.timeout(10.0):
+                reply = await self._link.request("GET", "/health")
+                await reply.read()
+        except (LinkError, TimeoutError):
             return False
-        return resp.status_code == 200
+        return reply.status == 200
 
     async def props(self) -> dict[str, Any]:
-        try:
-            resp = await self._http.get("/props")
-        except httpx.TransportError as exc:
-            raise EngineUnreachable(f"runner unreachable: {exc}") from exc
-        result: dict[str, Any] = resp.json()
+        result: dict[str, Any] = await self._call("GET", "/props")
         return result
 
     async def tokenize(
@@ -101,13 +79,15 @@ class EngineClient:
     ) -> list[int]:
         """``add_special`` adds the tokens the model's vocabulary puts around a whole input (BOS;
         CLS and SEP for BERT-style encoders), as the engine does for a prompt given as text."""
-        data = await self._post(
-            "/tokenize", {"content": text, "add_special": add_special, "parse_special": special}
+        data = await self._call(
+            "POST",
+            "/tokenize",
+            {"content": text, "add_special": add_special, "parse_special": special},
         )
         return list(data["tokens"])
 
     async def detokenize(self, tokens: list[int]) -> str:
-        data = await self._post("/detokenize", {"tokens": tokens})
+        data = await self._call("POST", "/detokenize", {"tokens": tokens})
         return str(data["content"])
 
     async def apply_template(
@@ -116,11 +96,11 @@ class EngineClient:
         body: dict[str, Any] = {"messages": messages}
         if tools:
             body["tools"] = tools
-        data = await self._post("/apply-template", body)
+        data = await self._call("POST", "/apply-template", body)
         return str(data["prompt"])
 
     async def completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self._post("/completion", {**body, "stream": False})
+        result: dict[str, Any] = await self._call("POST", "/completion", {**body, "stream": False})
         return result
 
     async def completion_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -129,17 +109,17 @@ class EngineClient:
         Closing the iterator early closes the connection, which makes the engine stop generating
         and free its slot.
         """
-        request = self._http.build_request("POST", "/completion", json={**body, "stream": True})
         try:
-            resp = await self._send(request, stream=True)
-        except httpx.TransportError as exc:
+            reply = await self._link.request("POST", "/completion", {**body, "stream": True})
+        except LinkError as exc:
             raise EngineUnreachable(f"runner unreachable: {exc}") from exc
+        pieces = reply.iter_body()
         try:
-            if resp.status_code >= 400:
-                raise _engine_error(resp.status_code, await resp.aread())
+            if reply.status >= 400:
+                raise _engine_error(reply.status, await reply.read())
             pending = b""
             final: dict[str, Any] | None = None
-            async for data in resp.aiter_raw():  # bytes split by hand: the per-token hot path
+            async for data in pieces:
                 if final is not None:
                     # the body is read to its end before the last event goes out, so the
                     # connection returns to the pool and the next request needs no new one
@@ -160,14 +140,14 @@ class EngineClient:
                 pending = pending[start:]
             if final is not None:
                 yield final
-        except httpx.TransportError as exc:
+        except LinkError as exc:
             raise EngineUnreachable(f"runner connection lost: {exc}") from exc
         finally:
-            await resp.aclose()
+            await pieces.aclose()
 
     async def embeddings(self, inputs: list[list[int]], *, normalize: bool) -> list[list[float]]:
-        data = await self._post(
-            "/embeddings", {"input": inputs, "embd_normalize": 2 if normalize else -1}
+        data = await self._call(
+            "POST", "/embeddings", {"input": inputs, "embd_normalize": 2 if normalize else -1}
         )
         ordered = sorted(data, key=lambda item: item["index"])
         return [item["embedding"][0] for item in ordered]
