@@ -40,7 +40,7 @@ from nexus.store.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "bench:latest"
-TTFT_SAMPLES = 10  # per target and run: a short request each, so cheap, and the median settles
+TTFT_SAMPLES = 10  # per target and run (their median): a short request each, so cheap
 
 
 def free_port() -> int:
@@ -56,9 +56,9 @@ def child_pids(pid: int) -> list[int]:
 
 def measure_interleaved(
     targets: list[Target], args: argparse.Namespace
-) -> dict[str, dict[str, float]]:
-    """Every figure for every target, run by run, the targets taking turns (their order rotating
-    each run): slow drifts of a shared machine then weigh on all of them alike."""
+) -> dict[str, dict[str, list[float]]]:
+    """Every figure for every target, one value per run, the targets taking turns (their order
+    rotating each run): slow drifts of a shared machine then weigh on all of them alike."""
     samples: dict[str, dict[str, list[float]]] = {t.name: {} for t in targets}
 
     def add(target: Target, key: str, value: float) -> None:
@@ -75,9 +75,11 @@ def measure_interleaved(
                     # the same prompt just before: it is then in a slot's cache on both servers,
                     # so the time to first token compares the servers, not their cache policies
                     await stream_once(client, target, STORY, 1)
-                    for _ in range(TTFT_SAMPLES):
-                        short = await stream_once(client, target, STORY, 2)
-                        add(target, "ttft_ms", short.ttft * 1000)
+                    ttfts = [
+                        (await stream_once(client, target, STORY, 2)).ttft * 1000
+                        for _ in range(TTFT_SAMPLES)
+                    ]
+                    add(target, "ttft_ms", statistics.median(ttfts))
                     single = await stream_once(client, target, STORY, args.n_predict)
                     add(target, "decode_tps", single.decode_rate)
                 for target in order:
@@ -88,10 +90,31 @@ def measure_interleaved(
                         add(target, f"aggregate_{streams}_tps", rate)
 
     asyncio.run(all_runs())
-    return {
-        name: {key: statistics.median(values) for key, values in figures.items()}
-        for name, figures in samples.items()
-    }
+    return samples
+
+
+def summarize(
+    runs: dict[str, list[float]], peer_runs: dict[str, list[float]] | None
+) -> dict[str, Any]:
+    """Medians over the runs; against the peer, the median of the per-run ratios (and of the
+    per-run differences for the time to first token). Both were measured back to back in each
+    run, so pairing them cancels the drift between runs that a ratio of medians keeps."""
+    out: dict[str, Any] = {key: statistics.median(values) for key, values in runs.items()}
+    if peer_runs:
+        out["vs_peer"] = {
+            key: statistics.median(
+                [ours / theirs for ours, theirs in zip(values, peer_runs[key], strict=True)]
+            )
+            for key, values in runs.items()
+            if key in peer_runs and all(peer_runs[key])
+        }
+        out["ttft_overhead_ms"] = statistics.median(
+            [
+                ours - theirs
+                for ours, theirs in zip(runs["ttft_ms"], peer_runs["ttft_ms"], strict=True)
+            ]
+        )
+    return out
 
 
 def one_token_latency(url: str, body: dict[str, Any]) -> float:
@@ -260,14 +283,15 @@ def main() -> None:
                 peer_proc, peer_url, results["peer"] = start_peer(args, gguf)
                 targets.append(Target("peer", peer_url, "openai", "bench"))
             print(f"measuring {len(targets)} targets, taking turns ...", file=sys.stderr)
-            figures = measure_interleaved(targets, args)
+            runs = measure_interleaved(targets, args)
         finally:
             stop(nexus_proc)
             stop(peer_proc)
-    results["nexus"]["chat"] = figures["chat"]
-    results["nexus"]["openai"] = figures["openai"]
-    if "peer" in figures:
-        results["peer"]["openai"] = figures["peer"]
+    peer_runs = runs.get("peer")
+    results["nexus"]["chat"] = summarize(runs["chat"], peer_runs)
+    results["nexus"]["openai"] = summarize(runs["openai"], peer_runs)
+    if peer_runs:
+        results["peer"]["openai"] = summarize(peer_runs, None)
     print("measuring the engine alone ...", file=sys.stderr)
     results["engine"] = run_engine_alone(args, gguf)
     if not args.skip_pull:

@@ -10,48 +10,41 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
-def _ratio(ours: float | None, peer: float | None) -> str:
-    if ours is None or not peer:
-        return "—"
-    return f"{ours / peer:.2f}x"
+def _ratio(ratio: float | None) -> str:
+    return "—" if ratio is None else f"{ratio:.2f}x"
 
 
 def render_table(results: dict[str, Any], concurrency: list[int]) -> str:
     nexus = results["nexus"]
     peer = results.get("peer") or {}
     chat, openai, peer_api = nexus["chat"], nexus["openai"], peer.get("openai") or {}
-    rows: list[tuple[str, float | None, float | None, float | None, int]] = [
-        ("Prompt tokens/s (1 stream)", chat["prompt_tps"], None, peer_api.get("prompt_tps"), 1),
-        ("Decode tokens/s (1 stream)", chat["decode_tps"], openai["decode_tps"],
-         peer_api.get("decode_tps"), 1),
-        ("Time to first token (ms)", chat["ttft_ms"], openai["ttft_ms"],
-         peer_api.get("ttft_ms"), 1),
-    ]  # fmt: skip
-    for n in concurrency:
-        key = f"aggregate_{n}_tps"
-        rows.append(
-            (f"Aggregate decode tokens/s, {n} streams", chat[key], openai[key],
-             peer_api.get(key), 1)
-        )  # fmt: skip
+    rows: list[tuple[str, str, bool]] = [
+        ("Prompt tokens/s (1 stream)", "prompt_tps", False),
+        ("Decode tokens/s (1 stream)", "decode_tps", True),
+        ("Time to first token (ms)", "ttft_ms", True),
+    ]
+    rows += [
+        (f"Aggregate decode tokens/s, {n} streams", f"aggregate_{n}_tps", True) for n in concurrency
+    ]
     lines = [
         f"Model {results['model']}, {results['threads']} threads, context {results['ctx_per_slot']}"
         f" per slot, greedy, {results['n_predict']} tokens, median of {results['runs']} runs"
         f" with both servers up and taking turns ({results['machine']}, engine:"
-        f" {results.get('engine_build', 'xllamacpp')}).",
+        f" {results.get('engine_build', 'xllamacpp')}). Ratios: the median of each run's ratio.",
         "",
         "| Measure | Nexus /api/chat | Nexus /v1 | llama-server | /api/chat / peer | /v1 / peer |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for label, a, b, p, digits in rows:
+    for label, key, both in rows:
+        v1 = openai.get(key) if both else None
         lines.append(
-            f"| {label} | {_fmt(a, digits)} | {_fmt(b, digits)} | {_fmt(p, digits)} "
-            f"| {_ratio(a, p)} | {_ratio(b, p)} |"
+            f"| {label} | {_fmt(chat.get(key))} | {_fmt(v1)} | {_fmt(peer_api.get(key))} "
+            f"| {_ratio(chat.get('vs_peer', {}).get(key))} "
+            f"| {_ratio(openai.get('vs_peer', {}).get(key) if both else None)} |"
         )
-    peer_ttft = peer_api.get("ttft_ms")
     extra = [
-        ("TTFT overhead vs llama-server (ms)",
-         _fmt(chat["ttft_ms"] - peer_ttft, 1) if peer_ttft else "—",
-         _fmt(openai["ttft_ms"] - peer_ttft, 1) if peer_ttft else "—", "0"),
+        ("TTFT overhead vs llama-server (ms)", _fmt(chat.get("ttft_overhead_ms")),
+         _fmt(openai.get("ttft_overhead_ms")), "0" if peer_api else "—"),
         ("Cold load of the model (s)", _fmt(nexus["cold_load_s"], 2), "",
          _fmt(peer.get("cold_load_s"), 2)),
         ("Memory, idle server (MB)", _fmt(nexus["idle_rss_mb"], 0), "", "—"),
