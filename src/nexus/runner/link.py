@@ -167,14 +167,15 @@ class EngineLink:
                 await conn.writer.drain()
                 await reply.read_head()
                 return reply
-            except (LinkError, OSError) as exc:
-                reply._closed = True
+            except OSError as exc:  # LinkError included
                 conn.close()
-                if fresh:
-                    raise exc if isinstance(exc, LinkError) else LinkError(str(exc)) from exc
-                conn = None
+                if not fresh:
+                    conn = None
+                    continue
+                if isinstance(exc, LinkError):
+                    raise
+                raise LinkError(f"engine connection lost: {exc}") from exc
             except BaseException:
-                reply._closed = True
                 conn.close()
                 raise
 
