@@ -117,14 +117,54 @@ def summarize(
     return out
 
 
-def one_token_latency(url: str, body: dict[str, Any]) -> float:
-    async def run() -> float:
-        async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
-            for _ in range(3):
-                await request_latency(client, url, body)
-            return statistics.median([await request_latency(client, url, body) for _ in range(30)])
+ONE_TOKEN = {"prompt": "Hello", "n_predict": 1, "temperature": 0}
 
-    return asyncio.run(run())
+
+def one_token_latencies(
+    nexus_url: str, peer_url: str | None, args: argparse.Namespace, gguf: Path
+) -> dict[str, float]:
+    """Milliseconds for one one-token request: to Nexus (``/api/generate``), to llama-server
+    (``/completion``) and to the same engine in this process without any HTTP, taking turns."""
+    import xllamacpp as xlc
+
+    from nexus.runner.__main__ import build_params
+    from nexus.runner.spec import RunnerSpec
+
+    spec = RunnerSpec(
+        model_path=str(gguf), num_ctx=args.ctx, num_parallel=1, num_thread=args.threads
+    )
+    engine = xlc.Server(build_params(spec))
+    nexus_body = {"model": MODEL, "prompt": ONE_TOKEN["prompt"], "raw": True, "stream": False,
+                  "options": {"num_predict": 1, "temperature": 0}}  # fmt: skip
+
+    async def run() -> dict[str, float]:
+        times: dict[str, list[float]] = {"nexus": [], "engine": []}
+        async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
+
+            async def in_process() -> float:
+                start = time.perf_counter()
+                engine.handle_completions(dict(ONE_TOKEN))
+                return time.perf_counter() - start
+
+            measures = {
+                "nexus": lambda: request_latency(client, f"{nexus_url}/api/generate", nexus_body),
+                "engine": in_process,
+            }
+            if peer_url:
+                times["peer"] = []
+                measures["peer"] = lambda: request_latency(
+                    client, f"{peer_url}/completion", ONE_TOKEN
+                )
+            names = list(measures)
+            for round_ in range(33):
+                shift = round_ % len(names)
+                for name in names[shift:] + names[:shift]:
+                    elapsed = await measures[name]()
+                    if round_ >= 3:  # the first rounds warm caches and connections
+                        times[name].append(elapsed * 1000)
+        return {name: statistics.median(values) for name, values in times.items()}
+
+    return asyncio.run(run())  # the engine stops when this frame goes
 
 
 def start_nexus(
@@ -163,7 +203,6 @@ def start_nexus(
         out["loaded_rss_mb"] = (
             rss_bytes(proc.pid) + sum(rss_bytes(p) for p in child_pids(proc.pid))
         ) / 1e6
-        out["request_latency_ms"] = one_token_latency(f"{url}/api/generate", body) * 1000
     except BaseException:
         stop(proc)
         raise
@@ -192,8 +231,6 @@ def start_peer(
         out["cold_load_s"] = asyncio.run(wait_ready(f"{url}/health"))
         out["startup_s"] = time.perf_counter() - started
         out["loaded_rss_mb"] = rss_bytes(proc.pid) / 1e6
-        body = {"prompt": "Hello", "n_predict": 1, "temperature": 0}
-        out["request_latency_ms"] = one_token_latency(f"{url}/completion", body) * 1000
     except BaseException:
         stop(proc)
         raise
@@ -204,29 +241,6 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
     if proc is not None:
         proc.terminate()
         proc.wait(30)
-
-
-def run_engine_alone(args: argparse.Namespace, gguf: Path) -> dict[str, float]:
-    """The same one-token request to the engine in this process, without any HTTP."""
-    import xllamacpp as xlc
-
-    from nexus.runner.__main__ import build_params
-    from nexus.runner.spec import RunnerSpec
-
-    spec = RunnerSpec(
-        model_path=str(gguf), num_ctx=args.ctx, num_parallel=1, num_thread=args.threads
-    )
-    server = xlc.Server(build_params(spec))
-    body = {"prompt": "Hello", "n_predict": 1, "temperature": 0}
-    for _ in range(3):
-        server.handle_completions(body)
-    times = []
-    for _ in range(30):
-        start = time.perf_counter()
-        server.handle_completions(body)
-        times.append(time.perf_counter() - start)
-    del server
-    return {"request_latency_ms": statistics.median(times) * 1000}
 
 
 def engine_build() -> str:
@@ -284,6 +298,12 @@ def main() -> None:
                 targets.append(Target("peer", peer_url, "openai", "bench"))
             print(f"measuring {len(targets)} targets, taking turns ...", file=sys.stderr)
             runs = measure_interleaved(targets, args)
+            print(
+                "one-token requests, and the engine in-process, taking turns ...", file=sys.stderr
+            )
+            latency = one_token_latencies(
+                nexus_url, None if args.skip_peer else peer_url, args, gguf
+            )
         finally:
             stop(nexus_proc)
             stop(peer_proc)
@@ -292,11 +312,12 @@ def main() -> None:
     results["nexus"]["openai"] = summarize(runs["openai"], peer_runs)
     if peer_runs:
         results["peer"]["openai"] = summarize(peer_runs, None)
-    print("measuring the engine alone ...", file=sys.stderr)
-    results["engine"] = run_engine_alone(args, gguf)
+        results["peer"]["request_latency_ms"] = latency["peer"]
+    results["nexus"]["request_latency_ms"] = latency["nexus"]
+    results["engine"] = {"request_latency_ms": latency["engine"]}
     if not args.skip_pull:
         try:
-            from bench.pull import measure_pull  # type: ignore[import-not-found]
+            from bench.pull import measure_pull
         except ImportError:
             pass
         else:
