@@ -117,7 +117,9 @@ def summarize(
     return out
 
 
-ONE_TOKEN = {"prompt": "Hello", "n_predict": 1, "temperature": 0}
+ONE_TOKEN = {"prompt": "Hello", "n_predict": 1, "temperature": 0}  # llama.cpp's request names
+NEXUS_ONE_TOKEN = {"model": MODEL, "prompt": "Hello", "raw": True, "stream": False,
+                   "options": {"num_predict": 1, "temperature": 0}}  # fmt: skip
 
 
 def one_token_latencies(
@@ -134,8 +136,6 @@ def one_token_latencies(
         model_path=str(gguf), num_ctx=args.ctx, num_parallel=1, num_thread=args.threads
     )
     engine = xlc.Server(build_params(spec))
-    nexus_body = {"model": MODEL, "prompt": ONE_TOKEN["prompt"], "raw": True, "stream": False,
-                  "options": {"num_predict": 1, "temperature": 0}}  # fmt: skip
 
     async def run() -> dict[str, float]:
         times: dict[str, list[float]] = {"nexus": [], "engine": []}
@@ -147,7 +147,9 @@ def one_token_latencies(
                 return time.perf_counter() - start
 
             measures = {
-                "nexus": lambda: request_latency(client, f"{nexus_url}/api/generate", nexus_body),
+                "nexus": lambda: request_latency(
+                    client, f"{nexus_url}/api/generate", NEXUS_ONE_TOKEN
+                ),
                 "engine": in_process,
             }
             if peer_url:
@@ -192,12 +194,10 @@ def start_nexus(
         asyncio.run(wait_ready(url))
         out["startup_s"] = time.perf_counter() - started
         out["idle_rss_mb"] = rss_bytes(proc.pid) / 1e6
-        body = {"model": MODEL, "prompt": "Hello", "raw": True, "stream": False,
-                "options": {"num_predict": 1, "temperature": 0}}  # fmt: skip
 
         async def cold() -> float:
             async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
-                return await request_latency(client, f"{url}/api/generate", body)
+                return await request_latency(client, f"{url}/api/generate", NEXUS_ONE_TOKEN)
 
         out["cold_load_s"] = asyncio.run(cold())
         out["loaded_rss_mb"] = (
@@ -316,13 +316,10 @@ def main() -> None:
     results["nexus"]["request_latency_ms"] = latency["nexus"]
     results["engine"] = {"request_latency_ms": latency["engine"]}
     if not args.skip_pull:
-        try:
-            from bench.pull import measure_pull
-        except ImportError:
-            pass
-        else:
-            print("measuring pull ...", file=sys.stderr)
-            results["pull"] = measure_pull()
+        from bench.pull import measure_pull
+
+        print("measuring pull ...", file=sys.stderr)
+        results["pull"] = measure_pull()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     table = render_table(results, args.concurrency)
