@@ -1,4 +1,5 @@
-"""``make bench``: Nexus against llama.cpp's ``llama-server`` on the same model, side by side.
+"""``make bench``: Nexus against llama.cpp's ``llama-server`` on the same model, side by side;
+then the gateway's overhead against LiteLLM's proxy (``bench.gateway``).
 
 Same GGUF, threads, context per slot and greedy decoding for both; both servers stay up and every
 measurement takes turns between them, several runs, medians.
@@ -264,7 +265,29 @@ def main() -> None:
                         default=[1, 4, 8, 16])  # fmt: skip
     parser.add_argument("--skip-peer", action="store_true", help="measure Nexus alone")
     parser.add_argument("--skip-pull", action="store_true", help="skip the pull measurement")
+    parser.add_argument(
+        "--only",
+        choices=["llama", "gateway"],
+        default=None,
+        help="one section: Nexus against llama-server, or the gateway's overhead",
+    )
+    parser.add_argument(
+        "--gateway-requests",
+        type=int,
+        default=3000,
+        help="non-streamed requests per gateway case (a sixth of it streamed)",
+    )
+    parser.add_argument("--skip-litellm", action="store_true",
+                        help="gateway section without LiteLLM's proxy")  # fmt: skip
     args = parser.parse_args()
+    if args.only != "gateway":
+        engine_bench(args)
+    if args.only != "llama":
+        gateway_bench(args)
+
+
+def engine_bench(args: argparse.Namespace) -> None:
+    """Nexus against llama-server on the same model, side by side."""
     gguf = (args.gguf or default_gguf_path()).resolve()
     results: dict[str, Any] = {
         "model": gguf.name,
@@ -325,6 +348,19 @@ def main() -> None:
     table = render_table(results, args.concurrency)
     (RESULTS / "bench.md").write_text(table)
     render_chart(results, args.concurrency, RESULTS / "throughput.png")
+    print(table)
+
+
+def gateway_bench(args: argparse.Namespace) -> None:
+    """The gateway's overhead: direct, Nexus gateway and LiteLLM over one instant stub backend."""
+    from bench.gateway import run_gateway_bench
+    from bench.gateway_report import render_gateway_table
+
+    results = run_gateway_bench(args.gateway_requests, skip_litellm=args.skip_litellm)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "gateway.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = render_gateway_table(results)
+    (RESULTS / "gateway.md").write_text(table)
     print(table)
 
 

@@ -100,10 +100,10 @@ class HostAddress:
         return f"{self.scheme}://{host}:{self.port}"
 
 
-def parse_host(text: str) -> HostAddress:
+def parse_host(text: str, default_port: int = DEFAULT_PORT) -> HostAddress:
     """Parse ``OLLAMA_HOST`` as Ollama does: ``host``, ``host:port``, ``:port``, ``scheme://...``."""
     value = text.strip().strip("\"'")
-    scheme, port = "http", DEFAULT_PORT
+    scheme, port = "http", default_port
     if "://" in value:
         scheme, value = value.split("://", 1)
         port = 443 if scheme == "https" else 80
@@ -140,6 +140,8 @@ class ClientSettings:
 
     host: HostAddress = field(default_factory=lambda: parse_host(""))
     nohistory: bool = False
+    #: The first key of ``NEXUS_API_KEY``, sent as ``Authorization: Bearer`` when set.
+    api_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ClientSettings:
@@ -147,6 +149,7 @@ class ClientSettings:
         return cls(
             host=reader.host("OLLAMA_HOST"),
             nohistory=bool(reader.boolean("OLLAMA_NOHISTORY")),
+            api_key=next(iter(reader.api_keys("NEXUS_API_KEY")), None),
         )
 
 
@@ -174,6 +177,14 @@ class Settings:
     push_token: str | None = None
     #: Bytes per ranged part of a pull; ``None`` applies Ollama's rule (total/16, 100 MB-1 GB).
     pull_part_size: int | None = None
+    #: Seconds a client may take to send its request head, or between two pieces of its body
+    #: (``NEXUS_READ_TIMEOUT``); stalled connections are closed after it.
+    read_timeout: float = 30.0
+    #: Largest request body in bytes (``NEXUS_MAX_BODY_SIZE``; 0 = no limit); blob uploads
+    #: are exempt.
+    max_body_size: int = 64 << 20
+    #: Keys from ``NEXUS_API_KEY``; when any, every route but ``/`` and ``/v2`` needs one.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def effective_max_loaded_models(self) -> int:
@@ -208,6 +219,9 @@ class Settings:
             noprune=bool(reader.boolean("OLLAMA_NOPRUNE")),
             push_token=reader.text("NEXUS_PUSH_TOKEN") or None,
             pull_part_size=reader.uint("NEXUS_PULL_PART_SIZE") or None,
+            read_timeout=reader.duration("NEXUS_READ_TIMEOUT", 30.0, zero_is_forever=True),
+            max_body_size=reader.uint("NEXUS_MAX_BODY_SIZE", 64 << 20) or 0,
+            api_keys=reader.api_keys("NEXUS_API_KEY"),
         )
 
 
@@ -217,6 +231,16 @@ class _EnvReader:
 
     def text(self, name: str) -> str:
         return self.env.get(name, "").strip().strip("\"'").strip()
+
+    def api_keys(self, name: str) -> tuple[str, ...]:
+        """One key or a comma-separated list; set but holding no key is an error."""
+        raw = self.env.get(name, "")
+        if not raw:
+            return ()
+        keys = tuple(key for key in (part.strip() for part in self.text(name).split(",")) if key)
+        if not keys:
+            raise ConfigError(name, raw, "holds no key (give a key, or keys separated by commas)")
+        return keys
 
     def uint(self, name: str, default: int | None = None) -> int | None:
         value = self.text(name)

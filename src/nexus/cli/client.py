@@ -51,25 +51,35 @@ def _check(response: httpx.Response) -> None:
 class Client:
     """One connection pool to the server; use as a context manager."""
 
-    def __init__(self, base_url: str, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        api_key: str | None = None,
+    ) -> None:
         self.base_url = base_url
         host = httpx.URL(base_url).host
+        headers = {"User-Agent": USER_AGENT}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.Client(
             base_url=base_url,
             timeout=timeout,
-            headers={"User-Agent": USER_AGENT},
+            headers=headers,
             # A proxy from the environment must not capture a local server.
             trust_env=not _is_loopback(host),
         )
 
     @classmethod
     def from_env(cls, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> Client:
-        """The server named by ``OLLAMA_HOST`` (default ``127.0.0.1:11434``)."""
+        """The server named by ``OLLAMA_HOST`` (default ``127.0.0.1:11434``), with the first
+        key of ``NEXUS_API_KEY`` as bearer token when that is set."""
         try:
             settings = ClientSettings.from_env()
         except ConfigError as exc:
             raise CLIError(str(exc)) from None
-        return cls(settings.host.url, timeout=timeout)
+        return cls(settings.host.url, timeout=timeout, api_key=settings.api_key)
 
     def __enter__(self) -> Client:
         return self

@@ -18,6 +18,7 @@ from nexus.cli import create, models, run, show, transfer
 from nexus.cli.console import Consoles
 from nexus.cli.errors import CLIError
 from nexus.config import ConfigError, Settings
+from nexus.gateway import cli as gateway_cli
 
 app = typer.Typer(
     add_completion=False,
@@ -76,6 +77,7 @@ def serve() -> None:
     import uvicorn
 
     from nexus.server.app import create_app
+    from nexus.server.limits import guarded_protocol
 
     settings = _settings()
     level = logging.DEBUG if settings.debug else logging.INFO
@@ -95,6 +97,7 @@ def serve() -> None:
         log_level="debug" if settings.debug else "warning",
         access_log=bool(settings.debug),
         timeout_graceful_shutdown=5,
+        http=guarded_protocol(settings.read_timeout),
     )
 
 
@@ -124,6 +127,7 @@ app.command("ls", hidden=True, help="List models (same as list).")(models.list_m
 app.command("ps")(models.ps)
 app.command("cp")(models.copy)
 app.command("rm")(models.remove)
+app.add_typer(gateway_cli.app, name="gateway")
 
 
 @app.command("help")

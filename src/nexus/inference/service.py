@@ -7,6 +7,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 AUTO_PARALLEL = 4
 AUTO_CONTEXT_CAP = 8192
+#: Inputs per engine request of one embedding call, and tokenizations of it in flight at once:
+#: one request with thousands of inputs must not hold thousands of runner connections.
+EMBED_BATCH = 64
+EMBED_TOKENIZE_CONCURRENCY = 4
 Chunk = dict[str, Any]
 
 
@@ -82,6 +87,38 @@ class Stats:
             "eval_count": self.eval_count,
             "eval_duration": self.eval_duration,
         }
+
+
+@dataclass
+class Usage:
+    """What one HTTP request used, for metrics: set up per request, filled in by the service.
+
+    ``model`` is the stored model's name (only models that exist get one); times are
+    ``time.perf_counter()`` readings; token counts are the ones the responses report.
+    """
+
+    started: float
+    model: str = ""
+    first_token: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+#: The current request's ``Usage``, when something (the metrics middleware) set one up.
+request_usage: ContextVar[Usage | None] = ContextVar("nexus_request_usage", default=None)
+
+
+def _used_model(model: Model) -> None:
+    usage = request_usage.get()
+    if usage is not None and not usage.model:
+        usage.model = model.display_name
+
+
+def _used_tokens(prompt: int, completion: int) -> None:
+    usage = request_usage.get()
+    if usage is not None:
+        usage.prompt_tokens += prompt
+        usage.completion_tokens += completion
 
 
 def done_reason(event: dict[str, Any]) -> str:
@@ -169,6 +206,7 @@ class InferenceService:
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Chunk]:
         stats = Stats(time.monotonic())
         model = await self.catalog.get(req.model)
+        _used_model(model)
         if "completion" not in model.capabilities:
             raise UnsupportedCapability(f'"{req.model}" does not support generate')
         if req.raw and (req.template or req.system or req.context):
@@ -245,6 +283,7 @@ class InferenceService:
                 final.update(stats.fields())
                 if truncated:
                     final["truncated"] = True
+                _used_tokens(stats.prompt_eval_count, stats.eval_count)
                 yield final
 
     # ---- chat -------------------------------------------------------------------------
@@ -262,6 +301,7 @@ class InferenceService:
         stats = Stats(time.monotonic())
         outcome = outcome if outcome is not None else Outcome()
         model = await self.catalog.get(req.model)
+        _used_model(model)
         if "completion" not in model.capabilities:
             raise UnsupportedCapability(f'"{req.model}" does not support chat')
         has_images = any(m.images for m in req.messages)
@@ -348,6 +388,7 @@ class InferenceService:
                 final.update(stats.fields())
                 if outcome.truncated:
                     final["truncated"] = True
+                _used_tokens(stats.prompt_eval_count, stats.eval_count)
                 yield final
 
     # ---- embeddings -------------------------------------------------------------------
@@ -355,6 +396,7 @@ class InferenceService:
     async def embed(self, req: EmbedRequest) -> dict[str, Any]:
         stats = Stats(time.monotonic())
         model = await self.catalog.get(req.model)
+        _used_model(model)
         if "embedding" not in model.capabilities:
             raise UnsupportedCapability(f"{model.name.full()} does not support embedding")
         if req.input is None:
@@ -387,6 +429,7 @@ class InferenceService:
 
     async def embeddings(self, req: EmbeddingsRequest) -> dict[str, Any]:
         model = await self.catalog.get(req.model)
+        _used_model(model)
         if "embedding" not in model.capabilities:
             raise UnsupportedCapability(f"{model.name.full()} does not support embedding")
         options = self.options_for(model, req.options)
@@ -411,6 +454,7 @@ class InferenceService:
     ) -> tuple[list[list[float]], int]:
         """Normalised vectors for texts or token lists, and the tokens they took."""
         model = await self.catalog.get(model_name)
+        _used_model(model)
         if "embedding" not in model.capabilities:
             raise UnsupportedCapability(f"{model.name.full()} does not support embedding")
         lease, spec = await self.lease(model, self.options_for(model, options), keep_alive)
@@ -433,7 +477,13 @@ class InferenceService:
         model_name: str,
     ) -> tuple[list[list[float]], int, bool]:
         client = _client(lease)
-        token_lists = await asyncio.gather(*(_as_tokens(client, item) for item in inputs))
+        gate = asyncio.Semaphore(EMBED_TOKENIZE_CONCURRENCY)
+
+        async def tokens_of(item: str | list[int]) -> list[int]:
+            async with gate:
+                return await _as_tokens(client, item)
+
+        token_lists = await asyncio.gather(*(tokens_of(item) for item in inputs))
         limit = min(spec.num_ctx, spec.num_batch)
         truncated = False
         fitted: list[list[int]] = []
@@ -451,10 +501,15 @@ class InferenceService:
         if truncated:
             log.warning("embed for %s: input truncated to %d tokens", model_name, limit)
         try:
-            vectors = await client.embeddings(fitted, normalize=normalize)
+            vectors = []
+            for start in range(0, len(fitted), EMBED_BATCH):
+                batch = fitted[start : start + EMBED_BATCH]
+                vectors += await client.embeddings(batch, normalize=normalize)
         except EngineUnreachable as exc:
             raise await _runner_failure(lease) from exc
-        return vectors, sum(len(t) for t in fitted), truncated
+        count = sum(len(t) for t in fitted)
+        _used_tokens(count, 0)
+        return vectors, count, truncated
 
     # ---- shared -----------------------------------------------------------------------
 
@@ -485,7 +540,14 @@ class InferenceService:
     async def _stream(self, lease: Lease, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         client = _client(lease)
         try:
-            async for event in client.completion_stream(body):
+            events = aiter(client.completion_stream(body))
+            async for event in events:
+                usage = request_usage.get()
+                if usage is not None and not usage.first_token:
+                    usage.first_token = time.perf_counter()
+                yield event
+                break  # the first event only: the loop below adds nothing per token
+            async for event in events:
                 yield event
         except EngineUnreachable as exc:
             raise await _runner_failure(lease) from exc

@@ -21,6 +21,8 @@ import httptools
 READ_SIZE = 65536
 IDLE_EXPIRY = 2.0  # below the engine's keep-alive timeout (5 s): never reuse one it is closing
 CONNECT_TIMEOUT = 10.0
+#: Connections open to one engine at most, idle and busy together; more requests wait for one.
+MAX_CONNECTIONS = 32
 
 
 class LinkError(ConnectionError):
@@ -106,13 +108,17 @@ class Reply:
             self._link.release(self._conn)
         else:
             self._conn.close()
+        self._link.slots.release()
 
 
 class EngineLink:
     """Requests to one engine address: ``unix:///path/to.sock`` or ``http://host:port``."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, max_connections: int = MAX_CONNECTIONS) -> None:
         self.address = address
+        #: One per open connection in use; idle pooled connections hold none.
+        self.slots = asyncio.Semaphore(max_connections)
+        self.max_connections = max_connections
         if address.startswith("unix://"):
             self._unix: str | None = address.removeprefix("unix://")
             self._host, self._port = "engine", 0
@@ -150,34 +156,40 @@ class EngineLink:
         """Send a request (``body`` as JSON) and wait for the reply's status and headers.
 
         A kept-alive connection the engine closed just before it was reused is replaced once:
-        the engine had received nothing, so sending again is safe."""
+        the engine had received nothing, so sending again is safe. At most ``max_connections``
+        replies are open at once; a request beyond them waits for one to close."""
         payload = b"" if body is None else json.dumps(body).encode()
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self._host}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         ).encode()
-        conn = self._pooled()
-        while True:
-            fresh = conn is None
-            if conn is None:
-                conn = await self._connect()
-            reply = Reply(self, conn)
-            try:
-                conn.writer.write(head + payload)
-                await conn.writer.drain()
-                await reply.read_head()
-                return reply
-            except OSError as exc:  # LinkError included
-                conn.close()
-                if not fresh:
-                    conn = None
-                    continue
-                if isinstance(exc, LinkError):
+        await self.slots.acquire()
+        try:
+            conn = self._pooled()
+            while True:
+                fresh = conn is None
+                if conn is None:
+                    conn = await self._connect()
+                reply = Reply(self, conn)
+                try:
+                    conn.writer.write(head + payload)
+                    await conn.writer.drain()
+                    await reply.read_head()
+                    return reply
+                except OSError as exc:  # LinkError included
+                    conn.close()
+                    if not fresh:
+                        conn = None
+                        continue
+                    if isinstance(exc, LinkError):
+                        raise
+                    raise LinkError(f"engine connection lost: {exc}") from exc
+                except BaseException:
+                    conn.close()
                     raise
-                raise LinkError(f"engine connection lost: {exc}") from exc
-            except BaseException:
-                conn.close()
-                raise
+        except BaseException:
+            self.slots.release()
+            raise
 
     async def aclose(self) -> None:
         while self._idle:

@@ -52,6 +52,8 @@ class LoadedModel:
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     timer: asyncio.TimerHandle | None = None
     load_duration: float = 0.0
+    #: Slots held by requests now (at most ``spec.num_parallel``).
+    busy: int = 0
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -101,6 +103,8 @@ class Scheduler:
         self._load_lock = asyncio.Lock()
         self._waiting = 0
         self._changed = asyncio.Event()
+        #: Called with each model once it has loaded (metrics: load time and count).
+        self.load_listeners: list[Callable[[LoadedModel], None]] = []
 
     @property
     def waiting(self) -> int:
@@ -126,6 +130,7 @@ class Scheduler:
         if model is not None and not model.slots.locked():
             self._attach(model, keep_alive, info)
             await model.slots.acquire()  # a free slot: returns without suspending
+            model.busy += 1
             return Lease(self, model, time.monotonic() - started)
         must_wait = model is not None or self._load_lock.locked()
         if must_wait and self._waiting >= self.max_queue:
@@ -142,6 +147,7 @@ class Scheduler:
                 model.refcount -= 1
                 self._after_release(model)
                 raise
+            model.busy += 1
             return Lease(self, model, time.monotonic() - started)
         finally:
             self._waiting -= int(must_wait)
@@ -190,6 +196,8 @@ class Scheduler:
         )
         self._loaded[spec.model_path] = model
         log.info("loaded %s (pid %s) in %.2fs", spec.model_path, runner.pid, model.load_duration)
+        for listener in self.load_listeners:
+            listener(model)
         return model
 
     def _pick_victim(self) -> LoadedModel | None:
@@ -221,6 +229,7 @@ class Scheduler:
 
     def _release(self, model: LoadedModel) -> None:
         model.slots.release()
+        model.busy -= 1
         model.refcount -= 1
         self._after_release(model)
 

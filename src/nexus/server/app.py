@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -21,8 +22,11 @@ from nexus.runner.process import RunnerProcess
 from nexus.runner.spec import RunnerSpec
 from nexus.scheduler import Scheduler
 from nexus.server.anthropic import router as anthropic_router
+from nexus.server.auth import ApiKeyAuth
 from nexus.server.errors import install_error_handlers
 from nexus.server.hosts import LocalHostOnly, is_loopback
+from nexus.server.limits import BodyLimits
+from nexus.server.metrics import install_metrics
 from nexus.server.native import router as native_router
 from nexus.server.openai import router as openai_router
 from nexus.server.pull import router as pull_router
@@ -32,6 +36,9 @@ from nexus.server.state import AppState
 from nexus.store.store import Store
 
 log = logging.getLogger(__name__)
+
+#: Threads for blocking work (``asyncio.to_thread``); Python's default is cores + 4.
+WORKER_THREADS = 64
 
 CORS_HEADERS = [
     "Authorization",
@@ -52,6 +59,7 @@ CORS_HEADERS = [
     "x-stainless-runtime",
     "x-stainless-runtime-version",
     "x-stainless-timeout",
+    "x-api-key",
 ]
 
 
@@ -107,6 +115,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # blocking work (store, uploads, pulls) must never wait behind a few long jobs
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="nexus-io")
+        )
+        await asyncio.to_thread(state.store.remove_leftovers)
         await asyncio.to_thread(state.store.prune)
         yield
         await state.scheduler.shutdown()
@@ -127,12 +140,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(anthropic_router)
     app.include_router(pull_router)
     app.include_router(registry_router)
+    app.add_middleware(
+        BodyLimits, max_body_size=settings.max_body_size, read_timeout=settings.read_timeout
+    )
     if is_loopback(settings.host.host):
         app.add_middleware(LocalHostOnly)
+    if settings.api_keys:
+        app.add_middleware(ApiKeyAuth, keys=settings.api_keys)  # inside CORS: preflights pass
     app.add_middleware(
         OllamaCORSMiddleware,
         allow_origin_regex=origin_regex(allowed_origins(settings.origins)),
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
         allow_headers=CORS_HEADERS,
     )
+    install_metrics(app, state.scheduler)  # outermost: 401s and preflights are counted too
     return app

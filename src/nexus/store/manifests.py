@@ -36,7 +36,7 @@ TENSOR_MEDIA_TYPE = "application/vnd.ollama.image.tensor"
 JSON_MEDIA_TYPE = "application/vnd.ollama.image.json"
 DRAFT_MEDIA_TYPE = "application/vnd.ollama.image.draft"
 
-_TEMP_PREFIX = ".tmp-"  # never a valid tag, so listings skip in-flight writes
+TEMP_PREFIX = ".tmp-"  # never a valid tag, so listings skip in-flight writes
 
 
 class Layer(BaseModel):
@@ -84,7 +84,7 @@ class StoredManifest:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -162,7 +162,7 @@ class ManifestStore:
             try:
                 found.append(ModelName(*parts))
             except InvalidModelName:
-                if not parts[-1].startswith(_TEMP_PREFIX):
+                if not parts[-1].startswith(TEMP_PREFIX):
                     log.warning("skipping manifest with invalid name: %s", path)
         return found
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from nexus.errors import InvalidDigest, ModelNotFound, StoreError
 from nexus.store.blobs import BlobStore, digest_from_file_name, parse_digest
-from nexus.store.manifests import Manifest, ManifestStore
+from nexus.store.manifests import TEMP_PREFIX, Manifest, ManifestStore
 from nexus.store.names import ModelName
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,12 @@ PRUNE_GRACE_S = 3600.0
 # In-progress downloads: the data file and the JSON state of each part.
 _PARTIAL_RE = re.compile(r"sha256-[0-9a-fA-F]{64}-partial(-\d+)?")
 _LEGACY_RE = re.compile(r"sha256:[0-9a-fA-F]{64}")
+# Files a writer that died (kill -9, power loss) leaves behind and nothing ever resumes:
+# a blob being stored (``sha256-XXXX.tmp``), a part state being replaced (``.<name>.tmp``).
+_DEAD_TEMP_RE = re.compile(r"(sha256-[A-Za-z0-9_]+|\..+)\.tmp")
+_UPLOAD_RE = re.compile(r"upload-[0-9a-f]{32}")
+#: A registry upload (``/v2`` push) untouched for this long is abandoned.
+UPLOAD_EXPIRY_S = 3600.0
 
 
 class Store:
@@ -61,6 +68,45 @@ class Store:
         for entry in self.blobs.dir.iterdir():
             if _LEGACY_RE.fullmatch(entry.name) and entry.is_file():
                 entry.replace(self.blobs.path(entry.name))
+
+    def remove_leftovers(self, upload_expiry_s: float = UPLOAD_EXPIRY_S) -> int:
+        """Start-up cleanup of what dead writers left; returns how many files went.
+
+        Temporary files of blob and manifest writes are never resumed, so they go whatever
+        their age; a ``/v2`` upload goes once untouched for ``upload_expiry_s`` (a pushing
+        client may resume a younger one). Resumable pull data (``-partial``) stays. Runs even
+        with ``OLLAMA_NOPRUNE``, which keeps unused blobs: none of these files is a blob.
+        """
+        removed = 0
+        cutoff = time.time() - upload_expiry_s
+        candidates: list[Path] = []
+        if self.blobs.dir.is_dir():
+            for entry in self.blobs.dir.iterdir():
+                if _DEAD_TEMP_RE.fullmatch(entry.name):
+                    candidates.append(entry)
+                elif _UPLOAD_RE.fullmatch(entry.name):
+                    try:
+                        if entry.stat().st_mtime < cutoff:
+                            candidates.append(entry)
+                    except FileNotFoundError:
+                        continue
+        if self.manifests.dir.is_dir():
+            candidates += [
+                Path(d) / f
+                for d, _, files in os.walk(self.manifests.dir)
+                for f in files
+                if f.startswith(TEMP_PREFIX)
+            ]
+        for path in candidates:
+            try:
+                if not path.is_file():
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            log.info("removed leftover %s", path.name)
+            removed += 1
+        return removed
 
     def prune(self, grace_s: float = PRUNE_GRACE_S) -> int:
         """Startup cleanup; returns how many files were removed from ``blobs/``.

@@ -1,0 +1,1 @@
+"""Network clients shared by the server's floors."""

@@ -1,0 +1,203 @@
+"""Limits on what one client may make the server hold: request size and request time.
+
+``BodyLimits`` is a pure ASGI middleware (streaming responses pass through untouched) that
+wraps ``receive``: a body larger than ``NEXUS_MAX_BODY_SIZE`` is refused with 413 (at once when
+``Content-Length`` says so), and a body that stalls for ``NEXUS_READ_TIMEOUT`` is answered 408.
+Blob uploads (``/api/blobs/``, ``/v2/``) carry model weights and have no size limit, only the
+stall timeout. A response sent before its request body was read to the end closes the
+connection, so unread bytes are never parsed as the next request.
+
+``guarded_protocol`` is uvicorn's HTTP protocol with a deadline on the request head: a
+connection that opens and sends nothing, or sends its headers too slowly, is closed, and a
+head larger than ``MAX_HEAD_BYTES`` is answered 431.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from asyncio import TimerHandle, Transport
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from nexus.errors import NexusError
+from nexus.server.errors import error_body
+
+#: Paths whose bodies are blobs: no size limit, only the read timeout.
+UNLIMITED_PREFIXES = ("/api/blobs/", "/v2/")
+#: Request line plus headers, at most.
+MAX_HEAD_BYTES = 64 * 1024
+
+
+class BodyTooLarge(NexusError):
+    """Raised when a request body is larger than the configured limit."""
+
+    status = 413
+
+
+class RequestTimeout(NexusError):
+    """Raised when a client stops sending its request body."""
+
+    status = 408
+
+
+def too_large_message(limit: int) -> str:
+    return (
+        f"request body larger than {limit} bytes (the limit is set by NEXUS_MAX_BODY_SIZE; "
+        "send large files as blobs)"
+    )
+
+
+class BodyLimits:
+    """Size and stall limits on request bodies (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp, *, max_body_size: int, read_timeout: float) -> None:
+        self.app = app
+        self.max_body_size = max_body_size
+        self.read_timeout = read_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        limit = 0 if path.startswith(UNLIMITED_PREFIXES) else self.max_body_size
+        declared = _content_length(scope)
+        if limit and declared is not None and declared > limit:
+            await _send_error(send, path, BodyTooLarge(too_large_message(limit)))
+            return
+        timeout = self.read_timeout
+        received = 0
+        body_done = declared == 0 or scope.get("method") in ("GET", "HEAD", "OPTIONS")
+
+        async def guarded_receive() -> Message:
+            nonlocal received, body_done
+            if body_done:
+                return await receive()
+            try:
+                if math.isfinite(timeout):
+                    async with asyncio.timeout(timeout):
+                        message = await receive()
+                else:
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"the request body stalled for more than {timeout:g} s "
+                    "(the limit is set by NEXUS_READ_TIMEOUT)"
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if limit and received > limit:
+                    raise BodyTooLarge(too_large_message(limit))
+                if not message.get("more_body", False):
+                    body_done = True
+            else:
+                body_done = True
+            return message
+
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and not body_done:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                headers.append((b"connection", b"close"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, guarded_receive, closing_send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isdigit() else None
+    return None
+
+
+async def _send_error(send: Send, path: str, exc: NexusError) -> None:
+    body = json.dumps(error_body(path, exc.status, exc.message, exc)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def guarded_protocol(head_timeout: float) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol, closing connections whose request head does not arrive
+    within ``head_timeout`` seconds (``inf``: no deadline)."""
+
+    class GuardedProtocol(HttpToolsProtocol):
+        _head_timer: TimerHandle | None = None
+        _head_bytes = 0
+        _in_head = False
+
+        def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._start_head()
+
+        def data_received(self, data: bytes) -> None:
+            if self._in_head:
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    self._stop_head()
+                    self._refuse_head()
+                    return
+            super().data_received(data)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if not self._in_head:
+                self._start_head()
+
+        def on_headers_complete(self) -> None:
+            self._stop_head()
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            # between requests uvicorn's keep-alive timeout applies; the next head restarts ours
+            self._stop_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_head()
+            super().connection_lost(exc)
+
+        def _start_head(self) -> None:
+            self._in_head = True
+            self._head_bytes = 0
+            if self._head_timer is None and math.isfinite(head_timeout):
+                self._head_timer = self.loop.call_later(head_timeout, self._head_expired)
+
+        def _stop_head(self) -> None:
+            self._in_head = False
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_expired(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def _refuse_head(self) -> None:
+            message = b"request header fields too large"
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                b"content-type: text/plain; charset=utf-8\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(message), message)
+            )
+            self.transport.close()
+
+    return GuardedProtocol
+
+
+__all__ = ["BodyLimits", "BodyTooLarge", "RequestTimeout", "guarded_protocol"]

@@ -1,0 +1,91 @@
+"""llama.cpp's server as an ``openai`` backend: Ollama's native API through the gateway.
+
+``llama-server`` when one is built (``LLAMA_SERVER``, or the bench's build), else the same
+llama.cpp server code as the engine runs it (see ``tests/gateway/llamacpp.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import ollama
+import openai
+import pytest
+
+from nexus.store.default_model import default_gguf_path
+from tests.gateway.e2e.conftest import GATEWAY_ENV
+from tests.gateway.harness import GatewayProcess, create_key, gateway_env, start_gateway
+from tests.gateway.llamacpp import start_llamacpp_openai
+
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+@pytest.fixture(scope="module")
+def llama_gateway(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[GatewayProcess, str, str]]:
+    root = tmp_path_factory.mktemp("llama-gateway")
+    url, stop = start_llamacpp_openai(default_gguf_path(), root / "llama.log")
+    try:
+        config = root / "gateway.yaml"
+        config.write_text(f"backends:\n  - name: llama\n    kind: openai\n    url: {url}/v1\n")
+        env = gateway_env(
+            root / "gw.db", NEXUS_GATEWAY_CONFIG=str(config), DEFAULT_BACKEND="llama", **GATEWAY_ENV
+        )
+        key = create_key(env, "k")
+        gateway = start_gateway(env, root / "gw.log")
+        try:
+            gateway.wait_for("llama")
+            with gateway.client(key) as http:
+                model = http.get("/v1/models").json()["data"][0]["id"]
+            yield gateway, key, model
+        finally:
+            gateway.stop()
+    finally:
+        stop()
+
+
+def test_native_chat_through_the_gateway_to_llamacpp(
+    llama_gateway: tuple[GatewayProcess, str, str],
+) -> None:
+    gateway, key, model = llama_gateway
+    client = ollama.Client(host=gateway.url, headers={"Authorization": f"Bearer {key}"})
+    names = [m.model for m in client.list().models]
+    assert names and names[0].endswith(":latest")
+    options = {"num_predict": 8, "temperature": 0, "seed": 1}
+    whole = client.chat(model=names[0], messages=MESSAGES, options=options)
+    assert whole.done and whole.message.role == "assistant" and whole.message.content
+    assert whole.eval_count and whole.prompt_eval_count
+    parts = list(client.chat(model=names[0], messages=MESSAGES, options=options, stream=True))
+    assert parts[-1].done and parts[-1].done_reason in ("stop", "length")
+    assert "".join(p.message.content or "" for p in parts) == whole.message.content
+    generated = client.generate(model=model, prompt="The sky is", options=options)
+    assert generated.done and generated.response
+    embedded = client.embed(model=model, input=["one", "two"])
+    assert len(embedded.embeddings) == 2 and len(embedded.embeddings[0]) > 10
+
+
+def test_openai_api_passes_through_to_llamacpp(
+    llama_gateway: tuple[GatewayProcess, str, str],
+) -> None:
+    gateway, key, model = llama_gateway
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
+    chunks = list(
+        client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=6, stream=True)  # type: ignore[arg-type]
+    )
+    assert all(c.choices for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks)
+    with gateway.client(key) as http:
+        usage = http.get("/metrics").text
+    assert 'nexus_gateway_tokens_total{kind="completion"' in usage or 'kind="completion"' in usage
+
+
+def test_unknown_backend_header_is_400(llama_gateway: tuple[GatewayProcess, str, str]) -> None:
+    gateway, key, model = llama_gateway
+    with gateway.client(key) as http:
+        reply = http.post(
+            "/api/chat",
+            json={"model": model, "messages": MESSAGES},
+            headers={"X-Nexus-Backend": "nope"},
+        )
+        assert reply.status_code == 400 and "unknown backend" in reply.json()["error"]

@@ -1,0 +1,109 @@
+"""Starting a real ``nexus gateway`` on a free loopback port, and making keys for it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.support import free_port
+
+
+def gateway_env(db: Path, **env: str) -> dict[str, str]:
+    """The environment of a gateway and its key commands: nothing inherited that matters."""
+    full = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OLLAMA_", "NEXUS_")) and k != "DEFAULT_BACKEND"
+    }
+    full.update({"NEXUS_GATEWAY_DB": f"sqlite:///{db}", "NO_PROXY": "*", **env})
+    return full
+
+
+def create_key(env: dict[str, str], name: str, *options: str) -> str:
+    """``nexus gateway keys create``; the key is the last line of its output."""
+    out = subprocess.run(
+        [sys.executable, "-m", "nexus.cli.main", "gateway", "keys", "create", name, *options],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def revoke_key(env: dict[str, str], name: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "nexus.cli.main", "gateway", "keys", "revoke", name],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+
+
+@dataclass
+class GatewayProcess:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    env: dict[str, str]
+
+    def client(self, key: str | None = None, **kwargs: object) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(
+            base_url=self.url,
+            timeout=120,
+            trust_env=False,
+            headers=headers,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def wait_for(self, check: str, timeout: float = 30) -> None:
+        """Poll ``/health/ready`` until ``check`` (a backend name) is listed as up."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reply = httpx.get(f"{self.url}/health/ready", timeout=5, trust_env=False)
+            if reply.status_code == 200 and check in reply.json()["up"]:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"backend {check} not up: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_gateway(env: dict[str, str], log: Path) -> GatewayProcess:
+    """Start ``nexus gateway`` with ``env`` (see ``gateway_env``) and wait until it answers."""
+    port = free_port()
+    env = {**env, "NEXUS_GATEWAY_HOST": f"127.0.0.1:{port}"}
+    handle = log.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nexus.cli.main", "gateway"],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    gateway = GatewayProcess(url, proc, log, env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2, trust_env=False).status_code == 200:
+                return gateway
+        except httpx.TransportError:
+            time.sleep(0.05)
+    gateway.stop()
+    raise RuntimeError(f"gateway did not start: {log.read_text()[-2000:]}")

@@ -1,0 +1,326 @@
+"""Requests an attacker (or a careless client) sends must not take the server down.
+
+Each test is one way of trying, against a real server with the default model: many embedding
+inputs, stalled uploads and headers, huge and deeply nested bodies, load options past what the
+machine or the model allows, clients leaving early, and leftovers of a killed server.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import DEFAULT_MODEL, ServerProcess, start_server
+
+pytestmark = pytest.mark.integration
+
+M = DEFAULT_MODEL
+READ_TIMEOUT_S = 3.0
+MAX_BODY = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def guarded(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with a short read timeout and a 1 MiB body limit."""
+    log = tmp_path_factory.mktemp("hardening") / "server.log"
+    srv = start_server(
+        models_dir,
+        log,
+        OLLAMA_CONTEXT_LENGTH="1024",
+        OLLAMA_NUM_PARALLEL="2",
+        NEXUS_READ_TIMEOUT=f"{READ_TIMEOUT_S:g}s",
+        NEXUS_MAX_BODY_SIZE=str(MAX_BODY),
+    )
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(guarded: ServerProcess) -> Iterator[httpx.Client]:
+    with guarded.client() as c:
+        yield c
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def error_of(resp: httpx.Response) -> str:
+    body = resp.json()
+    message = body["error"] if isinstance(body["error"], str) else body["error"]["message"]
+    assert isinstance(message, str) and message, body
+    return message
+
+
+def raw_socket(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    return sock
+
+
+def wait_closed(sock: socket.socket, deadline_s: float) -> bytes:
+    """Read until the server closes the connection; what it sent before closing."""
+    sock.settimeout(deadline_s)
+    received = b""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return received
+        received += data
+
+
+# ---- 1: one request must not exhaust the runner's connections --------------------------------
+
+
+def test_embed_with_thousands_of_inputs_keeps_descriptors_bounded(
+    guarded: ServerProcess, client: httpx.Client
+) -> None:
+    before = open_fds(guarded.proc.pid)
+    inputs = [f"word {i}" for i in range(2000)]
+    resp = client.post("/api/embed", json={"model": M, "input": inputs}, timeout=300)
+    assert resp.status_code == 200, resp.text[:500]
+    assert len(resp.json()["embeddings"]) == 2000
+    after = open_fds(guarded.proc.pid)
+    assert after - before < 64, (before, after)
+    assert client.get("/api/tags").status_code == 200
+
+
+# ---- 2: stalled bodies and headers ------------------------------------------------------------
+
+
+def test_stalled_uploads_do_not_block_other_routes(
+    guarded: ServerProcess, client: httpx.Client
+) -> None:
+    digest = "sha256:" + "ab" * 32
+    stalled = []
+    for _ in range(8):
+        sock = raw_socket(guarded.url)
+        sock.sendall(
+            f"POST /api/blobs/{digest} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Length: 100000000\r\n\r\nab".encode()
+        )
+        stalled.append(sock)
+    try:
+        started = time.monotonic()
+        assert client.get("/api/tags", timeout=2).status_code == 200
+        assert client.post("/api/show", json={"model": M}, timeout=2).status_code == 200
+        assert client.get("/v2/", timeout=2).status_code == 200
+        assert time.monotonic() - started < 4
+        # the stalled uploads are answered (408) and closed once the read timeout passes
+        for sock in stalled:
+            answer = wait_closed(sock, READ_TIMEOUT_S + 10)
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    finally:
+        for sock in stalled:
+            sock.close()
+    leftovers = list((guarded.models / "blobs").glob("sha256-*.tmp"))
+    assert leftovers == []
+
+
+def test_slow_headers_are_closed_after_the_read_timeout(guarded: ServerProcess) -> None:
+    sock = raw_socket(guarded.url)
+    try:
+        sock.sendall(b"GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        started = time.monotonic()
+        wait_closed(sock, READ_TIMEOUT_S + 10)
+        assert time.monotonic() - started < READ_TIMEOUT_S + 5
+    finally:
+        sock.close()
+
+
+def test_silent_connection_is_closed_after_the_read_timeout(guarded: ServerProcess) -> None:
+    sock = raw_socket(guarded.url)
+    try:
+        assert wait_closed(sock, READ_TIMEOUT_S + 10) == b""
+    finally:
+        sock.close()
+
+
+# ---- 3 and 12: load options bounded by the machine and the model ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("num_thread", 10000),
+        ("num_thread", -1),
+        ("num_ctx", 10_000_000),
+        ("num_ctx", -5),
+        ("num_batch", 10_000_000),
+        ("num_batch", -1),
+        ("num_gpu", -7),
+        ("main_gpu", -1),
+    ],
+)
+def test_load_option_past_its_bounds_is_400_naming_it(
+    guarded: ServerProcess, client: httpx.Client, option: str, value: int
+) -> None:
+    runners = set(guarded.runner_pids())
+    body = {"model": M, "prompt": "hi", "stream": False, "options": {option: value}}
+    resp = client.post("/api/generate", json=body)
+    assert resp.status_code == 400, resp.text
+    assert option in error_of(resp)
+    resp = client.post(
+        "/v1/chat/completions",
+        json={"model": M, "messages": [{"role": "user", "content": "hi"}], "options": {option: value}},
+    )
+    assert resp.status_code == 400, resp.text
+    assert option in error_of(resp)
+    assert set(guarded.runner_pids()) <= runners  # nothing was started for it
+
+
+# ---- 4: a client leaving before the first chunk -----------------------------------------------
+
+
+def test_client_leaving_before_first_chunk_logs_no_aclose_error(
+    guarded: ServerProcess, client: httpx.Client
+) -> None:
+    # unload, so the next request waits for a load before its first chunk
+    client.post("/api/generate", json={"model": M, "keep_alive": 0})
+    body = b'{"model": "%s", "prompt": "Count to ten.", "options": {"num_predict": 4}}' % M.encode()
+    sock = raw_socket(guarded.url)
+    sock.sendall(
+        b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    sock.close()
+    gen = {"model": M, "prompt": "hi", "stream": False, "options": {"num_predict": 2}}
+    assert client.post("/api/generate", json=gen).status_code == 200
+    log = guarded.log.read_text()
+    assert "already running" not in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+
+
+# ---- 6: deeply nested JSON --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/chat", "/api/generate", "/api/show", "/api/pull", "/v1/chat/completions",
+     "/v1/messages", "/v1/responses", "/v1/embeddings"],
+)
+def test_deeply_nested_json_is_400_and_the_connection_survives(
+    client: httpx.Client, path: str
+) -> None:
+    depth = 100_000
+    body = b'{"model": "x", "messages": ' + b"[" * depth + b"]" * depth + b"}"
+    resp = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text[:300]
+    assert "nest" in error_of(resp)
+    assert client.get("/api/version").status_code == 200
+
+
+# ---- 7: body size -----------------------------------------------------------------------------
+
+
+def test_body_over_the_limit_is_413_with_a_message(client: httpx.Client) -> None:
+    prompt = "a" * (MAX_BODY + 10)
+    resp = client.post("/api/generate", json={"model": M, "prompt": prompt})
+    assert resp.status_code == 413, resp.text[:300]
+    assert "NEXUS_MAX_BODY_SIZE" in error_of(resp)
+    resp = client.post(
+        "/v1/chat/completions",
+        json={"model": M, "messages": [{"role": "user", "content": prompt}]},
+    )
+    assert resp.status_code == 413
+    assert resp.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_chunked_body_over_the_limit_is_413(client: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"model": "%s", "prompt": "' % M.encode()
+        for _ in range(40):
+            yield b"a" * 65536
+        yield b'"}'
+
+    resp = client.post("/api/generate", content=chunks())
+    assert resp.status_code == 413, resp.text[:300]
+    assert "bytes" in error_of(resp)
+
+
+def test_blob_uploads_are_not_limited_by_the_body_size(client: httpx.Client) -> None:
+    import hashlib
+
+    data = os.urandom(MAX_BODY * 2)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    resp = client.post(f"/api/blobs/{digest}", content=data)
+    assert resp.status_code in (200, 201), resp.text
+
+
+# ---- 9: small ones ----------------------------------------------------------------------------
+
+
+def test_num_predict_out_of_range_is_400_at_once(client: httpx.Client) -> None:
+    started = time.monotonic()
+    resp = client.post(
+        "/api/generate",
+        json={"model": M, "prompt": "hi", "stream": False, "options": {"num_predict": 1e30}},
+    )
+    assert resp.status_code == 400, resp.text
+    assert "num_predict" in error_of(resp)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("value", ["yes", 1, "true"])
+def test_stream_must_be_a_boolean(client: httpx.Client, value: Any) -> None:
+    resp = client.post("/api/generate", json={"model": M, "prompt": "hi", "stream": value})
+    assert resp.status_code == 400, resp.text
+    assert "stream" in error_of(resp)
+
+
+def test_create_with_an_unknown_message_role_is_400(client: httpx.Client) -> None:
+    resp = client.post(
+        "/api/create",
+        json={
+            "model": "nexus-test-role:latest",
+            "from": M,
+            "messages": [{"role": "x", "content": "hi"}],
+            "stream": False,
+        },
+    )
+    assert resp.status_code == 400, resp.text
+    assert "role" in error_of(resp)
+    assert client.post("/api/show", json={"model": "nexus-test-role"}).status_code == 404
+
+
+def test_copy_to_a_name_differing_only_in_case_keeps_one_model(client: httpx.Client) -> None:
+    try:
+        assert client.post("/api/copy", json={"source": M, "destination": "nexus-case:1"}).is_success
+        assert client.post("/api/copy", json={"source": M, "destination": "NEXUS-CASE:1"}).is_success
+        names = [m["name"] for m in client.get("/api/tags").json()["models"]]
+        assert [n for n in names if n.lower() == "nexus-case:1"] == ["NEXUS-CASE:1"], names
+    finally:
+        client.request("DELETE", "/api/delete", json={"model": "nexus-case:1"})
+
+
+# ---- 5: leftovers of a killed server ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("noprune", ["0", "1"])
+def test_leftover_temporary_files_are_removed_at_start(tmp_path: Path, noprune: str) -> None:
+    blobs = tmp_path / "models" / "blobs"
+    blobs.mkdir(parents=True)
+    old = time.time() - 2 * 86400
+    tmp_blob = blobs / "sha256-k3j4h5.tmp"
+    upload = blobs / ("upload-" + "0" * 32)
+    fresh_upload = blobs / ("upload-" + "1" * 32)
+    partial = blobs / ("sha256-" + "c" * 64 + "-partial")
+    for path in (tmp_blob, upload, fresh_upload, partial):
+        path.write_bytes(b"x" * 1000)
+    for path in (tmp_blob, upload, partial):
+        os.utime(path, (old, old))
+    srv = start_server(tmp_path / "models", tmp_path / "server.log", OLLAMA_NOPRUNE=noprune)
+    try:
+        assert not tmp_blob.exists()
+        assert not upload.exists()
+        assert fresh_upload.exists()  # a push in progress elsewhere may still finish it
+        assert partial.exists()  # a pull resumes from it
+    finally:
+        srv.stop()
