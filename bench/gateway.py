@@ -1,10 +1,11 @@
 """The gateway section of ``make bench``: what a proxy adds over an instant OpenAI backend.
 
-One stub backend (``bench.stub``, its own process) answers at once; three targets are measured
-against it in turn with the same load: the stub directly (the client's ceiling), the Nexus gateway
-and LiteLLM's proxy, each with one worker. Per target: non-streamed requests at concurrency 1 and
-8, streamed ones at concurrency 8; requests/s, latency percentiles, time to the first streamed
-chunk, the proxy's CPU per request and its resident memory.
+One stub backend (``bench.stub``, its own process) answers at once; three targets in front of it
+take the same loads, each load on each target in turn: the stub directly (the client's ceiling),
+the Nexus gateway and LiteLLM's proxy, one worker each. The loads: non-streamed requests at
+concurrency 1 and 8, streamed ones at concurrency 8; per target and load: requests/s, latency
+percentiles, time to the first streamed chunk, the proxy's CPU per request; and the proxy's
+resident memory after start, after the warm-up and at the end.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -510,6 +511,13 @@ async def load(
 
 def check(target: Target) -> None:
     """One plain and one streamed request must carry the stub's answer through unchanged."""
+    try:
+        _check(target)
+    except (httpx.HTTPError, ValueError, LookupError, TypeError) as exc:
+        raise Unavailable(f"the answer could not be read: {type(exc).__name__}: {exc}") from exc
+
+
+def _check(target: Target) -> None:
     url = f"{target.url}/v1/chat/completions"
     headers = {**target.headers, "Content-Type": "application/json"}
     with httpx.Client(trust_env=False, timeout=60) as client:
@@ -535,45 +543,55 @@ def check(target: Target) -> None:
         raise Unavailable(f"the stream came back changed: {''.join(pieces)[:80]!r}")
 
 
-def measure(target: Target, stub_pid: int, requests: int, warmup: int) -> dict[str, Any]:
-    """Every case for one target, with the proxy's memory after start, warm-up and the end."""
+def _chat_url(target: Target) -> str:
+    return f"{target.url}/v1/chat/completions"
+
+
+def prepare(target: Target, warmup: int) -> dict[str, Any]:
+    """Checks a target's answers and warms it up; its memory after start and after the warm-up."""
     out: dict[str, Any] = dict(target.info)
     pid = target.pid
     rss = {"start": rss_mib(pid)} if pid else None
     check(target)
-    url = f"{target.url}/v1/chat/completions"
 
-    def proxy_cpu() -> float | None:
-        return cpu_seconds(pid) if pid else None
-
-    async def run_all() -> None:
-        for stream in (False, True):
-            warm = await load(url, target.headers, warmup if not stream else warmup // 10 or 1,
-                              8, stream)  # fmt: skip
+    async def warm_up() -> None:
+        for stream, count in ((False, warmup), (True, max(1, warmup // 10))):
+            warm = await load(_chat_url(target), target.headers, count, 8, stream)
             if warm.failed:
                 raise Unavailable(f"{warm.failed} warm-up requests failed: {warm.first_error}")
-        if rss is not None and pid:
-            rss["warm"] = rss_mib(pid)
-        out["cases"] = {}
-        for case in cases(requests):
-            print(f"  {target.name}: {case.label}, {case.requests} requests", file=sys.stderr)
-            cpu0, stub0 = proxy_cpu(), cpu_seconds(stub_pid)
-            result = await load(url, target.headers, case.requests, case.concurrency, case.stream)
-            cpu1, stub1 = proxy_cpu(), cpu_seconds(stub_pid)
-            proxy_s = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
-            out["cases"][case.key] = summarize(result, proxy_s, stub1 - stub0)
-        if rss is not None and pid:
-            rss["end"] = rss_mib(pid)
-            rss["delta"] = rss["end"] - rss["warm"]
-        out["rss_mib"] = rss
 
-    _run(run_all())
+    _run(warm_up())
+    if rss is not None and pid:
+        rss["warm"] = rss_mib(pid)
+    out["rss_mib"] = rss
+    out["cases"] = {}
     return out
 
 
+def measure_case(target: Target, case: Case, stub_pid: int) -> dict[str, Any]:
+    """One load on one target, with the proxy's and the stub's CPU time over it."""
+    pid = target.pid
+    print(f"  {target.name}: {case.label}, {case.requests} requests", file=sys.stderr)
+    cpu0, stub0 = cpu_seconds(pid) if pid else None, cpu_seconds(stub_pid)
+    result = _run(
+        load(_chat_url(target), target.headers, case.requests, case.concurrency, case.stream)
+    )
+    cpu1, stub1 = cpu_seconds(pid) if pid else None, cpu_seconds(stub_pid)
+    proxy_s = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+    return summarize(result, proxy_s, stub1 - stub0)
+
+
+def finish(target: Target, out: dict[str, Any]) -> None:
+    rss = out.get("rss_mib")
+    if rss is not None and target.pid:
+        rss["end"] = rss_mib(target.pid)
+        rss["delta"] = rss["end"] - rss["warm"]
+
+
 def run_gateway_bench(requests: int = 3000, skip_litellm: bool = False) -> dict[str, Any]:
-    """Measures direct, Nexus gateway and LiteLLM in turn; a target that fails to start or to
-    answer gets ``{"error": reason}`` and the others go on."""
+    """Direct, Nexus gateway and LiteLLM all up, each load run on each of them in turn (so the
+    machine's drift weighs on them alike); a target that fails to start or to answer gets
+    ``{"error": reason}`` and the others go on."""
     warmup = min(WARMUP, requests)
     results: dict[str, Any] = {
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}",
@@ -584,22 +602,34 @@ def run_gateway_bench(requests: int = 3000, skip_litellm: bool = False) -> dict[
         "load_average": {"start": os.getloadavg()[0]},
         "targets": {},
     }
-    proxies: list[tuple[str, Callable[[Path, str], Any]]] = [("nexus", nexus_gateway)]
+    starters: list[tuple[str, Callable[[Path, str], Any]]] = [("nexus", nexus_gateway)]
     if not skip_litellm:
-        proxies.append(("litellm", litellm_proxy))
-    with tempfile.TemporaryDirectory(prefix="nexus-gw-bench-") as name:
+        starters.append(("litellm", litellm_proxy))
+    found: dict[str, Any] = results["targets"]
+    with tempfile.TemporaryDirectory(prefix="nexus-gw-bench-") as name, ExitStack() as stack:
         tmp = Path(name)
         print("starting the stub backend ...", file=sys.stderr)
-        with stub_backend(tmp) as (stub_url, stub_pid):
-            direct = Target("direct", stub_url, {})
-            results["targets"]["direct"] = measure(direct, stub_pid, requests, warmup)
-            for key, starter in proxies:
-                print(f"starting {key} ...", file=sys.stderr)
-                try:
-                    with starter(tmp, stub_url) as target:
-                        results["targets"][key] = measure(target, stub_pid, requests, warmup)
-                except Unavailable as exc:
-                    print(f"  {key} not measured: {exc}", file=sys.stderr)
-                    results["targets"][key] = {"error": str(exc)}
+        stub_url, stub_pid = stack.enter_context(stub_backend(tmp))
+        targets = [Target("direct", stub_url, {})]
+        for key, starter in starters:
+            print(f"starting {key} ...", file=sys.stderr)
+            try:
+                targets.append(stack.enter_context(starter(tmp, stub_url)))
+            except Unavailable as exc:
+                print(f"  {key} not measured: {exc}", file=sys.stderr)
+                found[key] = {"error": str(exc)}
+        live = []
+        for target in targets:
+            try:
+                found[target.name] = prepare(target, warmup)
+                live.append(target)
+            except Unavailable as exc:
+                print(f"  {target.name} not measured: {exc}", file=sys.stderr)
+                found[target.name] = {**target.info, "error": str(exc)}
+        for case in cases(requests):
+            for target in live:
+                found[target.name]["cases"][case.key] = measure_case(target, case, stub_pid)
+        for target in live:
+            finish(target, found[target.name])
     results["load_average"]["end"] = os.getloadavg()[0]
     return results

@@ -57,9 +57,14 @@ def _fmt(value: float | None, kind: str) -> str:
 
 
 def _ratio(ours: float | None, theirs: float | None) -> str:
-    if ours is None or theirs is None or theirs == 0:
-        return "—"
-    return f"{ours / theirs:.2g}x"
+    if ours is None or theirs is None or ours <= 0 or theirs <= 0:
+        return "—"  # an overhead within the noise (or below it) has no meaningful ratio
+    ratio = ours / theirs
+    if ratio >= 10:
+        return f"{ratio:.0f}x"
+    if ratio >= 1:
+        return f"{ratio:.1f}x"
+    return f"{ratio:.2g}x" if ratio >= 0.001 else "<0.001x"
 
 
 def figure(results: dict[str, Any], target: str, case: str, key: str, kind: str) -> float | None:

@@ -33,6 +33,7 @@ __all__ = [
     "OPTIONS",
     "SAMPLING_OPTIONS",
     "OptionSpec",
+    "check_load_options",
     "merge_options",
     "split_options",
     "to_engine_params",
@@ -118,6 +119,9 @@ _ENGINE_NAMES = {
 }
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+#: What the engine holds each integer option in: int32, but the seed is a uint32 (-1: random).
+_INT_RANGES = {"seed": (_INT32_MIN, 2**32 - 1)}
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _INT_TEXT = re.compile(r"[+-]?[0-9]+")
 _FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -274,7 +278,10 @@ def _check_request_value(spec: OptionSpec, value: Any) -> Any:
         if isinstance(value, float):
             if not math.isfinite(value):
                 raise BadRequest(f'option "{key}" must be of type integer', param=key)
-            return int(value)  # Go's int64(f) truncates toward zero
+            value = int(value)  # Go's int64(f) truncates toward zero
+        low, high = _INT_RANGES.get(key, (_INT32_MIN, _INT32_MAX))
+        if not low <= value <= high:
+            raise BadRequest(f'option "{key}" must be between {low} and {high}', param=key)
         return value
     if spec.kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -339,3 +346,33 @@ def to_engine_params(sampling: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[engine_key] = value
     return out
+
+
+def check_load_options(
+    options: Mapping[str, Any], *, context_limit: int, batch_limit: int, cpus: int
+) -> None:
+    """Refuse a request's load options past what the machine and the model allow.
+
+    ``num_ctx`` up to ``context_limit`` (the model's trained context, or what memory holds),
+    ``num_batch`` up to ``batch_limit``, ``num_thread`` up to the machine's ``cpus`` (more
+    threads than cores only slow every process on the host), ``num_gpu`` from -1 (as many
+    layers as fit) and ``main_gpu`` from 0; 0 for ``num_ctx``, ``num_batch`` and
+    ``num_thread`` means the server's default. Raises :class:`BadRequest` naming the option.
+    """
+    bounds = {
+        "num_ctx": (0, context_limit, "the model's context length or what memory holds"),
+        "num_batch": (0, batch_limit, "the model's context length"),
+        "num_thread": (0, cpus, "the CPUs of this machine"),
+        "num_gpu": (-1, _INT32_MAX, ""),
+        "main_gpu": (0, 255, ""),
+    }
+    for key, (low, high, why) in bounds.items():
+        value = options.get(key)
+        if value is None:
+            continue
+        if value < low:
+            raise BadRequest(f'option "{key}" must be at least {low}, not {value}', param=key)
+        if value > high:
+            raise BadRequest(
+                f'option "{key}" must be at most {high} ({why}), not {value}', param=key
+            )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from bench import stub
 from bench.gateway import (
     Load,
     Target,
+    Unavailable,
     _run,
     cases,
     check,
@@ -27,8 +30,9 @@ from bench.gateway import (
     rss_mib,
     stub_backend,
     summarize,
+    wait_ready,
 )
-from bench.gateway_report import render_gateway_table, targets_met
+from bench.gateway_report import _ratio, render_gateway_table, targets_met
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -147,6 +151,8 @@ def test_table_side_by_side_with_targets() -> None:
     assert "| Added p50 over direct, c=1 (ms) | — | 0.40 | 8.80 | 0.045x |" in lines
     assert "| Proxy RSS growth, warm-up to end (MiB) | — | 0.5 | 39.0 | 0.013x |" in lines
     assert "| Failed requests | 0 | 0 | 0 | |" in lines
+    assert "| Requests/s, non-stream, concurrency 1 | 5,000 | 2,000 | 100 | 20x |" in lines
+    assert "| Requests/s, stream (20 chunks), c=8 | 2,000 | 900 | 40 | 22x |" in lines
     assert "0.1.0" in lines[0] and "1.108.7" in lines[0]
     assert "load average 1.2 at the start, 2.0 at the end" in lines[0]
     assert "- Nexus added p50 at concurrency 1 under 1 ms: 0.40 ms, met" in lines
@@ -206,6 +212,8 @@ def test_stub_and_load_generator_on_a_real_port(tmp_path: Path) -> None:
 def test_load_counts_failures(tmp_path: Path) -> None:
     with stub_backend(tmp_path) as (url, _):
         result = _run(load(f"{url}/v1/missing", {}, 5, 2, False))
+        with pytest.raises(Unavailable, match="HTTP 404 on a chat completion"):
+            check(Target("elsewhere", f"{url}/elsewhere", {}))
     assert result.failed == 5 and not result.latencies
     assert result.first_error == "HTTP 404"
 
@@ -215,6 +223,8 @@ def test_load_counts_a_refused_connection() -> None:
     result = _run(load(f"http://127.0.0.1:{port}/v1/chat/completions", {}, 3, 1, False))
     assert result.failed == 3 and result.first_error
     assert result.first_error.startswith("ConnectionRefusedError")
+    with pytest.raises(Unavailable, match="could not be read: ConnectError"):
+        check(Target("nothing", f"http://127.0.0.1:{port}", {}))
 
 
 def test_raw_request_is_one_http11_post() -> None:
@@ -229,3 +239,22 @@ def test_raw_request_is_one_http11_post() -> None:
         b"Content-Length: 7",
         b"Authorization: Bearer k",
     ]
+
+
+def test_a_target_that_exits_at_start_is_unavailable(tmp_path: Path) -> None:
+    """A proxy that dies while starting makes its column read the reason, not a hang."""
+    log = tmp_path / "proxy.log"
+    log.write_text("bad config: no backends\n")
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(Unavailable, match="exited with 3: bad config: no backends"):
+        wait_ready(f"http://127.0.0.1:{free_port()}/health", proc, log, 60)
+
+
+def test_ratio_column_reads_easily() -> None:
+    assert [_ratio(a, b) for a, b in [(35.5, 1), (2.25, 1), (0.0455, 1), (1e-5, 1)]] == [
+        "36x",
+        "2.2x",
+        "0.045x",
+        "<0.001x",
+    ]
+    assert _ratio(-0.01, 5.0) == "—" and _ratio(None, 1.0) == "—" and _ratio(1.0, 0.0) == "—"

@@ -82,7 +82,7 @@ class Cluster:
 
         name = f"t_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.url(), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+            connection.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def stop(self) -> None:
@@ -98,7 +98,9 @@ def start() -> Cluster:
         raise Unavailable("psycopg is not installed") from None
     binaries = find_binaries()
     run_as = _run_as()
-    folder = Path(tempfile.mkdtemp(prefix="nexus-pg-"))
+    # /tmp, not TMPDIR, when root: the postgres user must reach the folder, and the socket's
+    # path must stay short.
+    folder = Path(tempfile.mkdtemp(prefix="nexus-pg-", dir="/tmp" if run_as else None))
     if run_as:
         os.chown(folder, run_as["user"], run_as["group"])
     env = {**os.environ, "LC_ALL": "C", "LANG": "C"}

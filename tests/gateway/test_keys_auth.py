@@ -48,6 +48,8 @@ async def test_a_good_key_in_every_form(store: KeyStore, auth: Authenticator) ->
     assert token_from_headers(None, raw) == raw  # x-api-key, as the Anthropic SDK sends it
     assert token_from_headers(f"Bearer {raw}", None) == f"Bearer {raw}"
     assert token_from_headers(None, None) is None
+    assert token_from_headers("Basic abc", raw) == raw
+    assert token_from_headers("Basic abc", None) == "Basic abc"
     assert await auth.authenticate(token_from_headers(None, raw)) == info.record
 
 

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nexus.cli.main import app
+from nexus.gateway.cli import parse_period
 from nexus.gateway.keys import Authenticator, KeyStore
 from tests.support import free_port
 
@@ -159,3 +160,17 @@ def test_an_unreachable_database_is_one_line() -> None:
     assert (code, out) == (1, "")
     assert err.startswith("Error: could not open the gateway database:")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30d", 30 * 86400), ("12h", 43200), ("90m", 5400), ("1d12h", 129600), ("1.5d", 129600)],
+)
+def test_periods(text: str, seconds: float) -> None:
+    assert parse_period(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0d", "-1h", "3", "d", "1x", "36501d", "9" * 30 + "d"])
+def test_bad_periods(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_period(text)

@@ -30,7 +30,7 @@ def store(keys_db_url: str) -> Iterator[KeyStore]:
 
 
 def _key(store: KeyStore, name: str, **limits: int) -> KeyRecord:
-    return store.create_key(name, **limits)[1].record  # type: ignore[arg-type]
+    return store.create_key(name, **limits)[1].record
 
 
 def test_requests_per_minute(store: KeyStore) -> None:

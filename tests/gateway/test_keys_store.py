@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,9 +20,9 @@ from nexus.gateway.keys.store import KeyStore
 
 
 @pytest.fixture
-def store(keys_db_url: str) -> KeyStore:
+def store(keys_db_url: str) -> Iterator[KeyStore]:
     opened = KeyStore.open(keys_db_url)
-    yield opened  # type: ignore[misc]
+    yield opened
     opened.close()
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nexus.gateway.keys import KeyStore, UsageRecorder
+from nexus.gateway.keys import KeyServices, KeyStore, UsageRecorder
 
 NOW = datetime(2030, 5, 6, 7, 8, 30, tzinfo=UTC)
 
@@ -43,7 +43,9 @@ async def test_exact_totals_after_stop(store: KeyStore) -> None:
                 await asyncio.sleep(0)
 
     await asyncio.gather(
-        client(a.record.id, "m1", 200), client(a.record.id, "m2", 50), client(b.record.id, "m1", 120)
+        client(a.record.id, "m1", 200),
+        client(a.record.id, "m2", 50),
+        client(b.record.id, "m1", 120),
     )
     clock[0] = NOW + timedelta(minutes=2)  # a second minute bucket
     await client(a.record.id, "m1", 10)
@@ -108,3 +110,22 @@ def test_the_buffer_is_bounded(store: KeyStore) -> None:
     assert recorder.dropped == 2
     recorder.flush()
     assert [(m, n) for _, m, n, _, _ in _totals(store)] == [("m2", 1), ("m3", 1), ("m4", 2)]
+
+
+async def test_key_services_open_serve_and_close(keys_db_url: str) -> None:
+    services = await KeyServices.open(keys_db_url, key_refresh=0.05, usage_flush=3600)
+    raw, info = services.store.create_key("alice", rpm=2)
+    key = await services.auth.authenticate(f"Bearer {raw}")
+    assert key == info.record
+    services.limiter.check(key)
+    services.limiter.add_tokens(key, 5)
+    services.usage.record(key.id, "m", 3, 4)
+    await services.close()
+    reopened = KeyStore.open(keys_db_url)
+    try:
+        assert [
+            (t.key_name, t.requests, t.total_tokens)
+            for t in reopened.usage(NOW - timedelta(days=9999))
+        ] == [("alice", 1, 7)]
+    finally:
+        reopened.close()

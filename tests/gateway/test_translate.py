@@ -186,6 +186,7 @@ def test_generate_with_template_semantics_uses_chat() -> None:
         ({"prompt": "x", "context": [1, 2, 3]}, "context"),
         ({"prompt": "x", "template": "{{ .Prompt }}"}, "template"),
         ({"prompt": "x", "raw": True, "system": "s"}, "raw"),
+        ({"prompt": "x", "suffix": "y", "images": [PNG]}, "images"),
         ({"prompt": 3}, "prompt"),
     ],
 )

@@ -169,7 +169,11 @@ def test_load_option_past_its_bounds_is_400_naming_it(
     assert option in error_of(resp)
     resp = client.post(
         "/v1/chat/completions",
-        json={"model": M, "messages": [{"role": "user", "content": "hi"}], "options": {option: value}},
+        json={
+            "model": M,
+            "messages": [{"role": "user", "content": "hi"}],
+            "options": {option: value},
+        },
     )
     assert resp.status_code == 400, resp.text
     assert option in error_of(resp)
@@ -203,8 +207,16 @@ def test_client_leaving_before_first_chunk_logs_no_aclose_error(
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/chat", "/api/generate", "/api/show", "/api/pull", "/v1/chat/completions",
-     "/v1/messages", "/v1/responses", "/v1/embeddings"],
+    [
+        "/api/chat",
+        "/api/generate",
+        "/api/show",
+        "/api/pull",
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1/responses",
+        "/v1/embeddings",
+    ],
 )
 def test_deeply_nested_json_is_400_and_the_connection_survives(
     client: httpx.Client, path: str
@@ -292,8 +304,12 @@ def test_create_with_an_unknown_message_role_is_400(client: httpx.Client) -> Non
 
 def test_copy_to_a_name_differing_only_in_case_keeps_one_model(client: httpx.Client) -> None:
     try:
-        assert client.post("/api/copy", json={"source": M, "destination": "nexus-case:1"}).is_success
-        assert client.post("/api/copy", json={"source": M, "destination": "NEXUS-CASE:1"}).is_success
+        assert client.post(
+            "/api/copy", json={"source": M, "destination": "nexus-case:1"}
+        ).is_success
+        assert client.post(
+            "/api/copy", json={"source": M, "destination": "NEXUS-CASE:1"}
+        ).is_success
         names = [m["name"] for m in client.get("/api/tags").json()["models"]]
         assert [n for n in names if n.lower() == "nexus-case:1"] == ["NEXUS-CASE:1"], names
     finally:

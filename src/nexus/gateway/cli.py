@@ -39,6 +39,7 @@ keys_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 
 _DAYS = re.compile(r"(\d+(?:\.\d*)?)d")
+_LONGEST = 100 * 365 * 86400
 
 
 def _fail(message: str) -> typer.Exit:
@@ -58,6 +59,8 @@ def parse_period(text: str) -> timedelta:
     total = days * 86400 + seconds
     if not 0 < total < float("inf"):
         raise ValueError(f'"{text}" is not a positive duration')
+    if total > _LONGEST:
+        raise ValueError(f'"{text}" is longer than 100 years')
     return timedelta(seconds=total)
 
 
@@ -82,15 +85,22 @@ def _store() -> Iterator[KeyStore]:
         store = KeyStore.open(url)
     except DatabaseURLError as exc:
         raise _fail(str(ConfigError(db.ENV_VAR, db.shown_url(url), exc.message))) from None
-    except SQLAlchemyError as exc:
-        why = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise _fail(f"could not open the gateway database: {why}") from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise _fail(f"could not open the gateway database: {_why(exc)}") from None
     try:
         yield store
     except KeyStoreError as exc:
         raise _fail(exc.message) from None
+    except SQLAlchemyError as exc:
+        raise _fail(f"gateway database: {_why(exc)}") from None
     finally:
         store.close()
+
+
+def _why(exc: BaseException) -> str:
+    """The first line of a database error, without SQLAlchemy's statement and parameters."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _limit(value: int | None) -> str:

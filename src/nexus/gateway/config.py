@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from nexus.config import ConfigError, HostAddress, parse_duration, parse_host
+from nexus.gateway.keys.db import default_url, parse_url, shown_url
+from nexus.gateway.keys.errors import DatabaseURLError
 
 DEFAULT_PORT = 8800
 DEFAULT_BACKEND_URL = "http://127.0.0.1:11434"
@@ -32,11 +34,7 @@ class BackendConfig:
     url: str
     weight: float = 1.0
     #: Sent as ``Authorization: Bearer`` to this backend (never the client's own key).
-    api_key: str | None = None
-
-
-def default_db_url() -> str:
-    return f"sqlite:///{Path.home() / '.nexus' / 'gateway.db'}"
+    api_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class GatewaySettings:
     host: HostAddress = field(default_factory=lambda: parse_host("", DEFAULT_PORT))
     backends: tuple[BackendConfig, ...] = ()
     default_backend: str = "ollama"
-    db_url: str = field(default_factory=default_db_url)
+    db_url: str = field(default_factory=default_url, repr=False)
     #: Seconds between two discovery polls of every backend.
     poll_interval: float = 5.0
     #: Seconds before a revoked or expired key stops working on every replica.
@@ -86,7 +84,11 @@ class GatewaySettings:
             raise ConfigError(
                 "DEFAULT_BACKEND", default, f"must name a backend ({', '.join(names)})"
             )
-        db_url = read.text("NEXUS_GATEWAY_DB") or default_db_url()
+        db_url = read.text("NEXUS_GATEWAY_DB") or default_url()
+        try:
+            parse_url(db_url)
+        except DatabaseURLError as exc:
+            raise ConfigError("NEXUS_GATEWAY_DB", shown_url(db_url), exc.message) from None
         return cls(
             host=host,
             backends=tuple(backends),

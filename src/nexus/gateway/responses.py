@@ -44,8 +44,8 @@ def stream_error(api: str, message: str) -> bytes:
         data = {"type": "error", "error": {"type": "api_error", "message": message}}
         return b"event: error\ndata: " + json.dumps(data).encode() + b"\n\n"
     if api == RESPONSES:
-        data = {"type": "error", "code": "backend_error", "message": message, "param": None}
-        return b"event: error\ndata: " + json.dumps(data).encode() + b"\n\n"
+        event = {"type": "error", "code": "backend_error", "message": message, "param": None}
+        return b"event: error\ndata: " + json.dumps(event).encode() + b"\n\n"
     assert api == OPENAI
     body = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
     return b"data: " + json.dumps(body).encode() + b"\n\n"

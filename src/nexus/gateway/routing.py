@@ -55,9 +55,9 @@ class Router:
             backend = self.named(pinned)
         else:
             defaults = self.default_backends()
-            backend = next((b for b in defaults if b.up), defaults[0] if defaults else None)  # type: ignore[arg-type]
-            if backend is None:
+            if not defaults:
                 raise NoBackend("no default backend")
+            backend = next((b for b in defaults if b.up), defaults[0])
         if not backend.up:
             raise NoBackend(f'backend "{backend.name}" is down: {backend.last_error}')
         return backend

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import resource
 import sys
 
 from nexus import __version__
@@ -19,6 +21,18 @@ def load_settings() -> GatewaySettings:
     except ConfigError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def connection_limit() -> int:
+    """Client connections served at once: each may hold one to a backend too, so half the
+    descriptors (the soft limit raised to the hard one first), less a margin; past it, 503."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    return max(64, min(10_000, (soft - 128) // 2))
 
 
 def serve() -> None:
@@ -46,5 +60,6 @@ def serve() -> None:
         log_level="warning",
         access_log=False,
         lifespan="on",
+        limit_concurrency=connection_limit(),
         timeout_graceful_shutdown=5,
     )

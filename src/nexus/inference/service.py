@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
@@ -19,7 +20,13 @@ from nexus.inference.models import Model, ModelCatalog
 from nexus.inference.prompts import PromptBuilder, RenderedPrompt
 from nexus.inference.toolcalls import parse_call, tool_parser_for
 from nexus.options import DEFAULTS as OPTION_DEFAULTS
-from nexus.options import merge_options, split_options, to_engine_params, validate_request_options
+from nexus.options import (
+    check_load_options,
+    merge_options,
+    split_options,
+    to_engine_params,
+    validate_request_options,
+)
 from nexus.runner.client import ContextExceeded, EngineClient, EngineUnreachable
 from nexus.runner.spec import RunnerSpec
 from nexus.scheduler import Lease, Scheduler
@@ -173,9 +180,32 @@ class InferenceService:
 
     def options_for(self, model: Model, request_options: dict[str, Any] | None) -> dict[str, Any]:
         """Ollama's defaults, under the model's parameters, under the request's options."""
-        return merge_options(
-            OPTION_DEFAULTS, model.params, validate_request_options(request_options or {})
+        requested = validate_request_options(request_options or {})
+        self._check_load_bounds(model, requested)
+        return merge_options(OPTION_DEFAULTS, model.params, requested)
+
+    def _check_load_bounds(self, model: Model, requested: dict[str, Any]) -> None:
+        """A request's load options within the model's context and the machine's CPUs and
+        memory: 400 naming the option, never a runner that cannot serve."""
+        trained = model.gguf.context_length or AUTO_CONTEXT_CAP
+        check_load_options(
+            requested,
+            context_limit=trained,
+            batch_limit=max(512, trained),
+            cpus=os.cpu_count() or 1,
         )
+        num_ctx = int(requested.get("num_ctx") or 0)
+        if num_ctx:
+            need = model.weights_size + kv_cache_bytes(
+                model.gguf, num_ctx, self.settings.kv_cache_type
+            )
+            available = _available_memory()
+            if need > available:
+                raise BadRequest(
+                    f'option "num_ctx" {num_ctx} needs {need / 2**30:.1f} GiB of memory, '
+                    f"{available / 2**30:.1f} GiB are available",
+                    param="num_ctx",
+                )
 
     async def lease(
         self, model: Model, options: dict[str, Any], keep_alive: float | None

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+import re
+from typing import Any, TypeVar
 
+import numpy as np
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from nexus.errors import BadRequest
 
 T = TypeVar("T", bound=BaseModel)
+
+#: Arrays and objects nested deeper than this are refused before parsing (a JSON schema or a
+#: tool call's arguments need far fewer levels; recursion over more can exhaust the stack).
+MAX_JSON_DEPTH = 128
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -23,18 +30,48 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def json_depth(raw: bytes) -> int:
+    """How deeply arrays and objects nest in JSON text (brackets inside strings not counted),
+    at C speed: strings are blanked by a regex, the brackets summed by numpy."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return 0  # cannot be deeper than the limit: skip the scan
+    bare = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
+    steps = ((bare == ord("[")) | (bare == ord("{"))).astype(np.int32)
+    steps -= ((bare == ord("]")) | (bare == ord("}"))).astype(np.int32)
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def check_booleans(model: type[BaseModel], data: dict[str, Any]) -> None:
+    """Boolean fields take JSON ``true``/``false`` only, as Ollama's decoder does (pydantic
+    would also read ``"yes"`` or ``1`` as true)."""
+    for name, info in model.model_fields.items():
+        if info.annotation not in (bool, bool | None):
+            continue
+        key = info.alias or name
+        value = data.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise BadRequest(
+                f"{key} must be true or false, not {json.dumps(value)[:40]}", param=key
+            )
+
+
 async def parse_body(request: Request, model: type[T], *, allow_empty: bool = False) -> T:
     raw = await request.body()
     if not raw.strip():
         if allow_empty:
             return model.model_validate({})
         raise BadRequest("missing request body")
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise BadRequest(f"invalid JSON: nested more than {MAX_JSON_DEPTH} levels deep")
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise BadRequest(f"invalid JSON: nested more than {MAX_JSON_DEPTH} levels deep") from None
     except ValueError as exc:
         raise BadRequest(f"invalid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
+    check_booleans(model, data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

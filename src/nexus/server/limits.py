@@ -99,7 +99,9 @@ class BodyLimits:
 
         async def closing_send(message: Message) -> None:
             if message["type"] == "http.response.start" and not body_done:
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"
+                ]
                 headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
             await send(message)
@@ -145,13 +147,13 @@ def guarded_protocol(head_timeout: float) -> type[HttpToolsProtocol]:
             self._start_head()
 
         def data_received(self, data: bytes) -> None:
-            if self._in_head:
+            super().data_received(data)
+            # counted once parsed: the piece that completes a head may carry the body too
+            if self._in_head and not self.transport.is_closing():
                 self._head_bytes += len(data)
                 if self._head_bytes > MAX_HEAD_BYTES:
                     self._stop_head()
                     self._refuse_head()
-                    return
-            super().data_received(data)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import queue
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
@@ -218,19 +219,61 @@ async def blob_upload(request: Request, digest: str) -> Response:
     blobs = state.store.blobs
     if await asyncio.to_thread(blobs.exists, parsed):
         return Response(status_code=200)
-    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
-    writer = asyncio.ensure_future(asyncio.to_thread(blobs.put, iter(chunks.get, None), parsed))
+    # The writer gets a thread of its own: a client that stalls mid-upload must not hold one
+    # of the shared workers every other route's file access runs on.
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=64)
+    loop = asyncio.get_running_loop()
+    written: asyncio.Future[None] = loop.create_future()
+
+    def feed() -> Iterator[bytes]:
+        while (item := chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def write() -> None:
+        error: BaseException | None = None
+        try:
+            blobs.put(feed(), parsed)
+        except BaseException as exc:  # handed to the request, which reports it
+            error = exc
+        loop.call_soon_threadsafe(_settle, written, error)
+
+    threading.Thread(target=write, name="nexus-blob-upload", daemon=True).start()
     try:
         async for data in request.stream():
             if data:
-                await _put(chunks, data, writer)
-    finally:
-        await _put(chunks, None, writer)
-    await writer
+                await _put(chunks, data, written)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the writer stops, removing its temporary file
+            await _put(chunks, UploadAborted(), written)
+        await asyncio.wait({written})
+        if not written.cancelled():
+            written.exception()  # the request's own error is the one to report
+        raise
+    await _put(chunks, None, written)
+    await written
     return Response(status_code=201)
 
 
-async def _put(chunks: queue.Queue[bytes | None], item: bytes | None, writer: Any) -> None:
+class UploadAborted(Exception):
+    """Tells a blob writer that its request ended before the whole body came."""
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+async def _put(
+    chunks: queue.Queue[bytes | BaseException | None],
+    item: bytes | BaseException | None,
+    writer: asyncio.Future[None],
+) -> None:
     """Hand a chunk to the writer thread without blocking the event loop."""
     while True:
         if writer.done():

@@ -55,7 +55,10 @@ async def wait_disconnect(request: Request) -> None:
 
 
 async def until_disconnect(request: Request, work: Any) -> Any:
-    """Run ``work`` (a coroutine); cancel it if the client goes away first."""
+    """Run ``work`` (a coroutine); cancel it if the client goes away first.
+
+    A cancelled ``work`` is waited for before this returns, so whatever it was iterating (a
+    generator in ``anext``) has stopped running and can be closed."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(wait_disconnect(request))
     try:
@@ -63,11 +66,15 @@ async def until_disconnect(request: Request, work: Any) -> Any:
         if task in done:
             return task.result()
         task.cancel()
+        await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # it ended as the client left: retrieved, nobody is there to tell
         raise Canceled()
     finally:
         watcher.cancel()
         if not task.done():
             task.cancel()
+            await asyncio.wait({task})
 
 
 async def reply(

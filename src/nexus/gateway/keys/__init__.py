@@ -11,6 +11,7 @@ from nexus.gateway.keys.auth import Authenticator, token_from_headers
 from nexus.gateway.keys.errors import DatabaseURLError, KeyExists, KeyNotFound, KeyStoreError
 from nexus.gateway.keys.limits import Limiter
 from nexus.gateway.keys.records import KeyInfo, KeyRecord, UsageTotal
+from nexus.gateway.keys.services import KeyServices
 from nexus.gateway.keys.store import KeyStore
 from nexus.gateway.keys.usage import UsageRecorder
 
@@ -21,6 +22,7 @@ __all__ = [
     "KeyInfo",
     "KeyNotFound",
     "KeyRecord",
+    "KeyServices",
     "KeyStore",
     "KeyStoreError",
     "Limiter",

@@ -25,12 +25,14 @@ log = logging.getLogger(__name__)
 
 def token_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:
     """The key a request presents: ``Authorization: Bearer <key>`` (any case of ``Bearer``),
-    else ``x-api-key: <key>`` as the Anthropic SDK sends it."""
-    if authorization and authorization.strip():
-        return authorization
+    else ``x-api-key: <key>`` as the Anthropic SDK sends it, else whatever ``Authorization``
+    holds (refused later as an invalid key)."""
+    auth = (authorization or "").strip()
+    if auth.lower().startswith("bearer "):
+        return auth
     if x_api_key and x_api_key.strip():
         return x_api_key.strip()
-    return None
+    return auth or None
 
 
 def _strip_scheme(token: str) -> str:

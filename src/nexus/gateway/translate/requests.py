@@ -210,7 +210,7 @@ def generate(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if images:
             raise BadRequest("images need a chat turn: drop raw and suffix, or use /api/chat")
         if system:
-            raise BadRequest("raw mode does not support system")
+            raise BadRequest("system is not supported with raw or suffix")
         payload: dict[str, Any] = {"prompt": prompt}
         if suffix:
             payload["suffix"] = suffix

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Container health check: exit 0 when the server answers ``/api/tags`` with 200.
+
+With ``--gateway`` it asks the gateway's ``/health`` instead. The address comes from the same
+variables the services read (``OLLAMA_HOST``, ``NEXUS_GATEWAY_HOST``); a wildcard bind address is
+asked on loopback, and ``NEXUS_API_KEY`` is presented when set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import urllib.error
+import urllib.request
+
+from nexus.config import ClientSettings, ConfigError, parse_host
+
+GATEWAY_PORT = 8800
+
+
+def target(gateway: bool) -> tuple[str, dict[str, str]]:
+    """The URL to ask and the headers to send."""
+    if gateway:
+        host = parse_host(os.environ.get("NEXUS_GATEWAY_HOST", ""), GATEWAY_PORT)
+        return f"{host.url}/health", {}
+    settings = ClientSettings.from_env()
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    return f"{settings.host.url}/api/tags", headers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gateway", action="store_true", help="check the gateway's /health")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    args = parser.parse_args(argv)
+    try:
+        url, headers = target(args.gateway)
+    except (ConfigError, ValueError) as exc:
+        print(f"unhealthy: {exc}", file=sys.stderr)
+        return 1
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=args.timeout) as r:
+            status = r.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"unhealthy: {url}: HTTP {status}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
