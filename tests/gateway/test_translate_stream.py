@@ -123,7 +123,7 @@ def test_nothing_until_a_line_is_whole() -> None:
 
 
 def test_tool_calls_streamed_in_pieces() -> None:
-    calls = [
+    calls: list[dict[str, Any] | str] = [
         chunk({"role": "assistant", "content": None, "tool_calls": [
             {"index": 0, "id": "call_a", "type": "function",
              "function": {"name": "get_weather", "arguments": ""}}]}),
@@ -225,6 +225,8 @@ def test_generate_stream_over_chat() -> None:
         b'error: {"code": 500, "message": "slot crashed", "type": "server_error"}\n\n',
         b'event: error\ndata: {"message": "slot crashed"}\n\n',
         b"event: error\ndata: slot crashed\n\n",
+        b'data: {"object": "error", "message": "slot crashed", "type": "BadRequestError"}\n\n',
+        b'data: {"error": "slot crashed", "error_type": "generation"}\n\n',
     ],
 )
 def test_error_event_mid_stream(failure: bytes) -> None:
@@ -311,3 +313,9 @@ def test_error_status_on_a_streamed_request() -> None:
     t = NativeOverOpenAI("/api/chat", CHAT)
     status, body = t.response(400, b'{"error": {"message": "context exceeded"}}')
     assert (status, json.loads(body)) == (400, {"error": "context exceeded"})
+
+
+def test_event_of_an_unexpected_shape_is_an_error() -> None:
+    body = sse({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": 5}]}}]})
+    lines = ndjson(run(NativeOverOpenAI("/api/chat", CHAT), [body]))
+    assert len(lines) == 1 and "unexpected shape" in lines[0]["error"]

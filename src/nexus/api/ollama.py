@@ -15,6 +15,10 @@ from nexus.errors import BadRequest
 
 Think = bool | Literal["high", "medium", "low", "max"]
 
+#: The Ollama release whose API Nexus implements (native ``logprobs`` came with it), reported as
+#: ``version`` by ``/api/version`` so that clients gating features on Ollama's version see it.
+OLLAMA_API_VERSION = "0.12.11"
+
 
 class _Request(BaseModel):
     """Unknown fields are ignored, as Ollama's JSON decoding ignores them."""

@@ -141,6 +141,11 @@ class Client:
     def version(self) -> str:
         return str(self._json("GET", "/api/version").get("version", ""))
 
+    def nexus_version(self) -> str:
+        """The server's own version (``version`` is the Ollama API version it implements)."""
+        body = self._json("GET", "/api/version")
+        return str(body.get("nexus_version") or body.get("version", ""))
+
     def list_models(self) -> list[dict[str, Any]]:
         return list(self._json("GET", "/api/tags").get("models") or [])
 

@@ -45,7 +45,7 @@ def _server_version_warning() -> str | None:
 
     try:
         with Client.from_env(timeout=httpx.Timeout(2.0, connect=1.0)) as client:
-            served = client.version()
+            served = client.nexus_version()
     except CLIError:
         return None
     if served and served != __version__:
@@ -98,6 +98,8 @@ def serve() -> None:
         access_log=bool(settings.debug),
         timeout_graceful_shutdown=5,
         http=guarded_protocol(settings.read_timeout),
+        server_header=False,
+        headers=[("Server", f"Nexus/{__version__}")],
     )
 
 

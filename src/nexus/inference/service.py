@@ -16,6 +16,7 @@ from typing import Any
 from nexus.api.ollama import ChatRequest, EmbeddingsRequest, EmbedRequest, GenerateRequest
 from nexus.config import Settings
 from nexus.errors import BadRequest, ContextOverflow, RunnerFailed, UnsupportedCapability
+from nexus.inference.grammar import apply_constraint
 from nexus.inference.models import Model, ModelCatalog
 from nexus.inference.prompts import PromptBuilder, RenderedPrompt
 from nexus.inference.toolcalls import parse_call, tool_parser_for
@@ -358,8 +359,7 @@ class InferenceService:
             messages = builder.chat_messages(model, req)
             rendered = await builder.chat_prompt(model, messages, tools, req.think)
             body = self._engine_body(options, req.format, req.logprobs, req.top_logprobs)
-            if forced is not None:
-                body["json_schema"] = forced
+            apply_constraint(body, forced)
             body["prompt"] = rendered.text
             events = self._stream(lease, body)
             try:
@@ -561,10 +561,7 @@ class InferenceService:
         body["cache_prompt"] = True
         if logprobs:
             body["n_probs"] = max(1, top_logprobs)
-        if fmt == "json":
-            body["json_schema"] = {}
-        elif isinstance(fmt, dict):
-            body["json_schema"] = fmt
+        apply_constraint(body, fmt if fmt == "json" or isinstance(fmt, dict) else None)
         return body
 
     async def _stream(self, lease: Lease, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:

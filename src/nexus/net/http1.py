@@ -46,8 +46,11 @@ class Reply:
     """One response: status and headers first, then the body as it arrives. Read the body to
     its end or call ``close``; the connection is reused only after a complete reply."""
 
-    def __init__(self, peer: Peer, conn: _Connection, timeout: float | None) -> None:
+    def __init__(
+        self, peer: Peer, conn: _Connection, timeout: float | None, head_only: bool = False
+    ) -> None:
         self._peer = peer
+        self._head_only = head_only
         self._conn = conn
         self._timeout = timeout
         self._parser = httptools.HttpResponseParser(self)
@@ -65,7 +68,9 @@ class Reply:
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
-        self._keep_alive = self._parser.should_keep_alive()
+        self._keep_alive = self._parser.should_keep_alive() and not self._head_only
+        if self._head_only:  # a reply to HEAD has no body, whatever its length says
+            self._complete = True
 
     def on_body(self, body: bytes) -> None:
         self._pieces.append(body)
@@ -230,7 +235,7 @@ class Peer:
             fresh = conn is None
             if conn is None:
                 conn = await self._connect()
-            reply = Reply(self, conn, timeout)
+            reply = Reply(self, conn, timeout, head_only=method == "HEAD")
             try:
                 conn.writer.write(head + body if body else head)
                 if stream is not None:

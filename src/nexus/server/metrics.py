@@ -238,7 +238,7 @@ class MetricsMiddleware:
             return
         usage = Usage(time.perf_counter())
         token = request_usage.set(usage)
-        status = 500
+        status = 0
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -251,12 +251,16 @@ class MetricsMiddleware:
             self.metrics.in_flight += 1
         try:
             await self.app(scope, receive, send_status)
+        except BaseException:
+            status = status or 500
+            raise
         finally:
             if not scrape:
                 self.metrics.in_flight -= 1
             request_usage.reset(token)
             ended = time.perf_counter()
-            self.metrics.record(self.routes.template(scope), status, usage, ended)
+            # no answer at all: the client went away first (499, as nginx logs it)
+            self.metrics.record(self.routes.template(scope), status or 499, usage, ended)
 
 
 router = APIRouter()
@@ -265,6 +269,7 @@ router = APIRouter()
 @router.get(
     METRICS_PATH,
     response_class=Response,
+    operation_id="metrics",
     responses={
         200: {
             "description": "Prometheus text exposition format 0.0.4",

@@ -15,6 +15,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from nexus import __version__
 from nexus.api.ollama import (
+    OLLAMA_API_VERSION,
     ChatRequest,
     CopyRequest,
     DeleteRequest,
@@ -56,7 +57,7 @@ async def root() -> Response:
 
 @router.api_route("/api/version", methods=["GET", "HEAD"])
 async def version() -> Response:
-    return JSONReply({"version": __version__})
+    return JSONReply({"version": OLLAMA_API_VERSION, "nexus_version": __version__})
 
 
 @router.api_route("/api/tags", methods=["GET", "HEAD"])

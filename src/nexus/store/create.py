@@ -215,12 +215,21 @@ def _merged_params(
     return merged
 
 
+#: Roles a model's stored messages may have (Modelfile ``MESSAGE`` and /api/create).
+MESSAGE_ROLES = ("system", "user", "assistant", "tool")
+
+
 def _normalised_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for message in messages:
         role, content = message.get("role"), message.get("content", "")
         if not isinstance(role, str) or not isinstance(content, str):
             raise BadRequest("messages need a string 'role' and 'content'")
+        if role not in MESSAGE_ROLES:
+            raise BadRequest(
+                f"invalid message role {role!r}: expected one of {', '.join(MESSAGE_ROLES)}",
+                param="messages",
+            )
         rest = {k: v for k, v in message.items() if k not in ("role", "content") and v}
         out.append({"role": role, "content": content, **rest})
     return out

@@ -198,6 +198,10 @@ class ManifestStore:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ModelNotFound(f'model "{requested or src.display()}" not found') from None
         write_atomic(dst_path, data)
+        # names are case-insensitive: the copy replaces one spelled differently
+        for existing in self.names():
+            if existing.equal_fold(dst) and self.path(existing) != dst_path:
+                self.path(existing).unlink(missing_ok=True)
 
     def remove_empty_dirs(self) -> None:
         """Drop empty directories left under ``manifests/`` (never the root itself)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import httpx
@@ -151,3 +152,19 @@ def test_bad_requests_are_refused_in_shape(stack: Stack) -> None:
         missing = http.post("/api/chat", json={**NATIVE_CHAT, "model": "missing-model"})
         assert missing.status_code == 404
         assert "not found" in missing.json()["error"]
+
+
+def test_blob_upload_streams_through_to_the_default_backend(stack: Stack) -> None:
+    blob = b"a small blob, not a model" * 1000
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    with stack.client() as http:
+        assert http.post(f"/api/blobs/{digest}", content=blob).status_code == 403
+    with stack.client(stack.admin) as http:
+        assert http.head(f"/api/blobs/{digest}").status_code == 404
+        assert http.post(f"/api/blobs/{digest}", content=blob).status_code == 201
+        assert http.head(f"/api/blobs/{digest}").status_code == 200
+        other = "sha256:" + hashlib.sha256(b"another blob").hexdigest()
+        wrong = http.post(f"/api/blobs/{other}", content=blob)
+        assert wrong.status_code == 400 and "error" in wrong.json()
+    with stack.a.client() as direct:
+        assert direct.head(f"/api/blobs/{digest}").status_code == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import anthropic
@@ -131,3 +133,22 @@ def _slots_busy(server: httpx.Client) -> float:
 
     families = {f.name: f for f in text_string_to_metric_families(server.get("/metrics").text)}
     return sum(s.value for s in families["nexus_slots_busy"].samples)
+
+
+def test_the_command_line_works_through_the_gateway(stack: Stack) -> None:
+    env = {**stack.env, "OLLAMA_HOST": stack.gateway.url, "NEXUS_API_KEY": stack.key}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "nexus.cli.main", *args],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    listed = cli("list")
+    assert listed.returncode == 0, listed.stderr
+    assert "smollm2:135m" in listed.stdout and "other:latest" in listed.stdout
+    ran = cli("run", "other", "Say hi", "--nowordwrap")
+    assert ran.returncode == 0 and ran.stdout.strip(), ran.stderr
+    env["NEXUS_API_KEY"] = "wrong"
+    refused = cli("list")
+    assert refused.returncode == 1 and "invalid API key" in refused.stderr

@@ -102,7 +102,7 @@ class NativeOverOpenAI:
         """The upstream reply as the native one; errors keep their status."""
         if status >= 300:
             return status, _json({"error": replies.error_message(status, body)})
-        if self.stream and body.lstrip()[:5] in (b"data:", b"event", b":"):
+        if self.stream and body.lstrip().startswith((b"data:", b"event:", b"error:", b":")):
             return status, self.feed(body) + self.end()  # a stream read whole
         try:
             data = json.loads(body)
@@ -120,6 +120,8 @@ class NativeOverOpenAI:
                 native = self._completion(data)
         except ReplyError as exc:
             return 502, _json({"error": str(exc)})
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            return 502, _json({"error": f"the backend's reply has an unexpected shape: {exc!r}"})
         return 200, self._line(native) if self.stream else _json(native)
 
     def _completion(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +151,7 @@ class NativeOverOpenAI:
         items = data.get("data")
         if not isinstance(items, list) or not items:
             raise ReplyError("the backend's reply has no embeddings")
-        ordered = sorted(items, key=lambda item: int(item.get("index", 0)))
+        ordered = sorted(items, key=lambda item: int(item.get("index") or 0))
         vectors = [replies.vector(item.get("embedding")) for item in ordered]
         usage = data.get("usage")
         prompt_tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
@@ -191,8 +193,12 @@ class NativeOverOpenAI:
     def _events(self, events: list[Event], *, at_end: bool = False) -> bytes:
         out = b""
         for event in events:
-            if not self._closed:
+            if self._closed:
+                break
+            try:
                 out += self._event(event, at_end)
+            except (TypeError, AttributeError, KeyError, ValueError) as exc:
+                out += self._fail(f"the backend sent an event of an unexpected shape: {exc!r}")
         return out
 
     def _event(self, event: Event, at_end: bool) -> bytes:

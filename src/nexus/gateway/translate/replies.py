@@ -53,8 +53,9 @@ def message_in(data: dict[str, Any]) -> str | None:
 
 
 def event_error(data: Any) -> str | None:
-    """The message of an error carried in a stream event, or None for an ordinary event."""
-    if isinstance(data, dict) and data.get("error") is not None:
+    """The message of an error carried in a stream event or a 200 reply (``{"error": ...}``,
+    or vLLM's older ``{"object": "error", "message": ...}``), or None for an ordinary one."""
+    if isinstance(data, dict) and (data.get("error") is not None or data.get("object") == "error"):
         return message_in(data) or "backend reported an error"
     return None
 
