@@ -9,7 +9,8 @@
 #   ENGINE=native          cpu only: compile the engine for the build machine's CPU (slower build,
 #                          faster decode; the image then needs a CPU like the build machine's)
 #   CUDA_ARCHITECTURES     cuda only: GPU compute capabilities to compile for (Turing to Hopper)
-#   XLLAMACPP_VERSION      engine version to build (default: the newest pyproject.toml allows)
+#   XLLAMACPP_VERSION      cuda only: engine version (default: the newest pyproject.toml allows)
+#   ENGINE_JOBS            cuda only: parallel compile jobs (default: all cores)
 #   NEXUS_UID              uid and gid of the `nexus` user the server runs as
 # install.sh reads DEFAULT_MODEL from the build argument of that name.
 # Both images run as `nexus`, whose home is /root, so the volume layout is Ollama's
@@ -25,6 +26,7 @@ ARG UBUNTU_VERSION=24.04
 FROM nvidia/cuda:${CUDA_VERSION}-devel-ubuntu${UBUNTU_VERSION} AS engine-cuda
 ARG CUDA_ARCHITECTURES="75;80;86;89;90"
 ARG XLLAMACPP_VERSION=""
+ARG ENGINE_JOBS=""
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Distribution packages are not pinned: the CUDA base image tag fixes the release.
 # hadolint ignore=DL3008
@@ -35,11 +37,11 @@ RUN apt-get update \
 WORKDIR /build
 COPY pyproject.toml ./
 COPY deploy/build-engine.sh deploy/
-RUN --mount=type=cache,target=/root/.cache/pip \
-    python3 -m venv /build/venv \
+RUN python3 -m venv /build/venv \
     && deploy/build-engine.sh --python /build/venv/bin/python --cuda --portable --no-install \
         --arch "${CUDA_ARCHITECTURES}" --wheel-dir /wheels \
-        ${XLLAMACPP_VERSION:+--version "${XLLAMACPP_VERSION}"}
+        ${XLLAMACPP_VERSION:+--version "${XLLAMACPP_VERSION}"} \
+        ${ENGINE_JOBS:+--jobs "${ENGINE_JOBS}"}
 
 # ---------------------------------------------------------------------------------------------
 # CUDA runtime: the wheel above, Nexus and its dependencies, on NVIDIA's runtime image.

@@ -28,17 +28,17 @@ run: install
 	$(BIN)/nexus serve
 
 test: install-test
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff format --check src tests bench deploy
 	$(BIN)/mypy src
 	$(BIN)/pytest
 
 lint: install-test
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench deploy
 
 format: install-test
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench deploy
+	$(BIN)/ruff check --fix src tests bench deploy
 
 typecheck: install-test
 	$(BIN)/mypy src

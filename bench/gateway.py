@@ -234,6 +234,8 @@ class Target:
 
 @contextmanager
 def stub_backend(tmp: Path) -> Iterator[tuple[str, int]]:
+    """``bench.stub`` in its own process (off the client's and the proxy's interpreter); its URL
+    and process id."""
     port = free_port()
     log = tmp / "stub.log"
     with open(log, "wb") as out:
@@ -259,7 +261,10 @@ def _nexus_bin() -> Path:
 def nexus_gateway(tmp: Path, stub_url: str) -> Iterator[Target]:
     """``nexus gateway`` with one backend, the stub, and a key made for the bench."""
     nexus = _nexus_bin()
-    probe = subprocess.run([str(nexus), "gateway", "--help"], capture_output=True, text=True)
+    try:
+        probe = subprocess.run([str(nexus), "gateway", "--help"], capture_output=True, text=True)
+    except OSError as exc:
+        raise Unavailable(f"no `nexus` command: {exc}") from exc
     if probe.returncode != 0:
         raise Unavailable("`nexus gateway` is not available in this build")
     config = tmp / "gateway.yaml"

@@ -93,5 +93,11 @@ fi
 
 "$prefix/bin/nexus" --version >/dev/null
 engine_version="$("$py" -c 'import importlib.metadata as m; print(m.version("xllamacpp"))')"
+if [[ -n "$engine_wheel" ]]; then
+  # The wheel's name is xllamacpp-<version>-<tags>.whl; Nexus's requirement must not replace it.
+  wheel_version="$(basename "$engine_wheel" | cut -d- -f2)"
+  [[ "$engine_version" == "$wheel_version" ]] ||
+    die "Nexus needs another xllamacpp than the wheel given ($wheel_version, now $engine_version)"
+fi
 echo "install: Nexus in $prefix (engine xllamacpp $engine_version, $engine$(
   [[ "$default_model" == 1 ]] && echo ", default model"))" >&2

@@ -14,16 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import ROOT
+from tests.deploy.tools import ROOT
 
 SCRIPT = ROOT / "deploy" / "build-engine.sh"
 DEFAULT_ARCHS = "75;80;86;89;90"
 CMAKE_OFF = ["-DLLAMA_LLGUIDANCE=OFF", "-DLLAMA_BUILD_BORINGSSL=OFF", "-DLLAMA_OPENSSL=OFF"]
 
 
-def run_script(
-    *args: str, path: str | None = None, **env: str
-) -> subprocess.CompletedProcess[str]:
+def run_script(*args: str, path: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {
         k: v
         for k, v in os.environ.items()
@@ -147,9 +145,7 @@ def test_make_targets_call_the_script(target: str, flags: str) -> None:
     make = shutil.which("make")
     if make is None:
         pytest.skip("make is not installed")
-    result = subprocess.run(
-        [make, "-n", target], cwd=ROOT, capture_output=True, text=True
-    )
+    result = subprocess.run([make, "-n", target], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     calls = [line for line in result.stdout.splitlines() if "deploy/build-engine.sh" in line]
     assert len(calls) == 1

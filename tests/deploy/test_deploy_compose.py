@@ -12,7 +12,7 @@ import yaml
 
 from nexus.config import Settings
 from nexus.gateway.config import GatewaySettings
-from tests.deploy.conftest import ROOT, compose_command
+from tests.deploy.tools import ROOT, compose_command
 
 GPU_FILE = "docker-compose.yml"
 CPU_FILE = "docker-compose.cpu.yml"
@@ -42,7 +42,10 @@ def source(name: str) -> dict[str, Any]:
 
 def resolved(name: str, **env: str) -> dict[str, Any]:
     """``compose config`` of one file, with only ``env`` set beside PATH and HOME."""
-    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
+    full_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/"),
+    }
     full_env.update(env)
     result = subprocess.run(
         [*compose_command(), "-f", name, "config"],
@@ -157,4 +160,3 @@ def test_gateway_accepts_its_compose_environment() -> None:
     assert settings.default_backend == "ollama"
     assert (settings.host.host, settings.host.port) == ("0.0.0.0", 8800)
     assert settings.db_url == "sqlite:////data/gateway.db"
-

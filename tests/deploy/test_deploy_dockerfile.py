@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import ROOT, need_tool
+from tests.deploy.tools import ROOT, need_tool
 
 Instruction = tuple[str, str]
 

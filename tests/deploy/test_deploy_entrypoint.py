@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.deploy.conftest import ROOT, VENV_BIN
+from tests.deploy.tools import ROOT, VENV_BIN
 from tests.gateway.harness import gateway_env, start_gateway
-from tests.support import ServerProcess, free_port
+from tests.support import ServerProcess, free_port, start_server
 
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 HEALTHCHECK = ROOT / "deploy" / "healthcheck.py"
@@ -101,8 +102,38 @@ def test_healthcheck_against_the_gateway(server: ServerProcess, tmp_path: Path) 
     try:
         host = gateway.url.removeprefix("http://")
         assert healthcheck("--gateway", NEXUS_GATEWAY_HOST=host).returncode == 0
-        # The server's check is not the gateway's: /api/tags on the gateway needs a key.
         gone = healthcheck("--gateway", NEXUS_GATEWAY_HOST=f"127.0.0.1:{free_port()}")
         assert gone.returncode == 1
     finally:
         gateway.stop()
+
+
+def test_healthcheck_presents_the_servers_api_key(models_dir: Path, tmp_path: Path) -> None:
+    server = start_server(models_dir, tmp_path / "server.log", NEXUS_API_KEY="sesame,other")
+    try:
+        host = server.url.removeprefix("http://")
+        assert healthcheck(OLLAMA_HOST=host, NEXUS_API_KEY="sesame").returncode == 0
+        wrong = healthcheck(OLLAMA_HOST=host, NEXUS_API_KEY="nope")
+        assert wrong.returncode == 1
+        assert "HTTP 401" in wrong.stderr
+    finally:
+        server.stop()
+
+
+def test_healthcheck_tells_a_gateway_container_by_its_main_process() -> None:
+    spec = importlib.util.spec_from_file_location("nexus_healthcheck", HEALTHCHECK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.runs_gateway(["/opt/nexus/bin/python", "/opt/nexus/bin/nexus", "gateway"])
+    assert module.runs_gateway(["ollama", "gateway"])
+    assert not module.runs_gateway(["/opt/nexus/bin/python", "/opt/nexus/bin/nexus", "serve"])
+    assert not module.runs_gateway(["/usr/bin/gateway", "nexus"])
+    assert not module.runs_gateway([])
+
+
+def test_healthcheck_server_flag_wins(server: ServerProcess) -> None:
+    host = server.url.removeprefix("http://")
+    assert healthcheck("--server", OLLAMA_HOST=host).returncode == 0
+    both = healthcheck("--server", "--gateway", OLLAMA_HOST=host)
+    assert both.returncode == 2

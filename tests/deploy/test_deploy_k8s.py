@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from nexus.gateway.config import GatewaySettings
-from tests.deploy.conftest import ROOT, need_tool
+from tests.deploy.tools import ROOT, need_tool
 
 K8S = ROOT / "deploy" / "k8s"
 TARGETS = ["base", *sorted(f"overlays/{p.name}" for p in (K8S / "overlays").iterdir())]

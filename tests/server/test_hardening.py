@@ -7,6 +7,8 @@ machine or the model allows, clients leaving early, and leftovers of a killed se
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import os
 import socket
 import time
@@ -79,16 +81,26 @@ def wait_closed(sock: socket.socket, deadline_s: float) -> bytes:
 # ---- 1: one request must not exhaust the runner's connections --------------------------------
 
 
-def test_embed_with_thousands_of_inputs_keeps_descriptors_bounded(
+def test_embed_with_many_inputs_keeps_descriptors_bounded(
     guarded: ServerProcess, client: httpx.Client
 ) -> None:
+    """Far more inputs than the runner link's connection bound: descriptors stay flat."""
     before = open_fds(guarded.proc.pid)
-    inputs = [f"word {i}" for i in range(2000)]
-    resp = client.post("/api/embed", json={"model": M, "input": inputs}, timeout=300)
+    inputs = [f"w{i}" for i in range(300)]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(
+            client.post, "/api/embed", json={"model": M, "input": inputs}, timeout=600
+        )
+        peak = before
+        while not concurrent.futures.wait([pending], timeout=0.05).done:
+            with contextlib.suppress(FileNotFoundError):
+                peak = max(peak, open_fds(guarded.proc.pid))
+        resp = pending.result()
     assert resp.status_code == 200, resp.text[:500]
-    assert len(resp.json()["embeddings"]) == 2000
+    assert len(resp.json()["embeddings"]) == len(inputs)
     after = open_fds(guarded.proc.pid)
-    assert after - before < 64, (before, after)
+    assert peak - before < 64, (before, peak)
+    assert after - before < 16, (before, after)
     assert client.get("/api/tags").status_code == 200
 
 
@@ -340,3 +352,52 @@ def test_leftover_temporary_files_are_removed_at_start(tmp_path: Path, noprune: 
         assert partial.exists()  # a pull resumes from it
     finally:
         srv.stop()
+
+
+# ---- 8: invalid JSON schemas ------------------------------------------------------------------
+
+BAD_SCHEMA = {"type": "objekt", "properties": {"a": {"type": 5}}}
+
+
+def test_invalid_format_schema_is_400_naming_format(client: httpx.Client) -> None:
+    for path, body in (
+        ("/api/generate", {"model": M, "prompt": "hi", "format": BAD_SCHEMA, "stream": False}),
+        (
+            "/api/chat",
+            {"model": M, "messages": [{"role": "user", "content": "hi"}], "format": BAD_SCHEMA},
+        ),
+    ):
+        resp = client.post(path, json=body)
+        assert resp.status_code == 400, resp.text
+        assert error_of(resp).startswith("format"), error_of(resp)
+
+
+def test_invalid_response_format_schema_is_400_naming_it(client: httpx.Client) -> None:
+    resp = client.post(
+        "/v1/chat/completions",
+        json={
+            "model": M,
+            "messages": [{"role": "user", "content": "hi"}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": BAD_SCHEMA},
+            },
+        },
+    )
+    assert resp.status_code == 400, resp.text
+    assert "response_format" in error_of(resp)
+
+
+def test_invalid_tool_parameters_are_400_with_tool_choice_required(client: httpx.Client) -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": BAD_SCHEMA}}
+    resp = client.post(
+        "/v1/chat/completions",
+        json={
+            "model": M,
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [tool],
+            "tool_choice": "required",
+        },
+    )
+    assert resp.status_code == 400, resp.text
+    assert "tools[0].function.parameters" in error_of(resp)

@@ -203,9 +203,9 @@ class Repl:
         if "thinking" not in capabilities:
             self.ui.note(f"Warning: {self.session.model} is not a thinking model")
         if on and level:
-            self.ui.line(f"Thinking on, level '{level}'.")
+            self.ui.line(f"Set 'think' mode to '{level}'.")
         else:
-            self.ui.line(f"Thinking {'on' if on else 'off'}.")
+            self.ui.line(f"Set '{'think' if on else 'nothink'}' mode.")
 
     def _set_parameter(self, rest: list[str]) -> None:
         if len(rest) < 2:

@@ -315,6 +315,9 @@ class ChatCompletionStream:
             message = chunk.get("message") or {}
             content = message.get("content", "")
             lp = {"content": chunk["logprobs"]} if self.logprobs and chunk.get("logprobs") else None
+            if message.get("thinking"):
+                thinking = message["thinking"]
+                yield self._chunk({"reasoning_content": thinking, "reasoning": thinking})
             if content or lp:
                 yield self._chunk({"content": content}, lp=lp)
             calls = message.get("tool_calls") or []
@@ -335,16 +338,22 @@ async def chat_completion(model: str, chunks: AsyncIterator[Chunk], logprobs: bo
     content: list[str] = []
     calls: list[dict[str, Any]] = []
     lps: list[dict[str, Any]] = []
+    thoughts: list[str] = []
     final: Chunk = {}
     async for chunk in chunks:
         message = chunk.get("message") or {}
         content.append(message.get("content", ""))
+        thoughts.append(message.get("thinking", ""))
         calls.extend(message.get("tool_calls") or [])
         lps.extend(chunk.get("logprobs") or [])
         if chunk.get("done"):
             final = chunk
     text = "".join(content)
     reply: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
+    thinking = "".join(thoughts)
+    if thinking:
+        # ``reasoning`` is Ollama's name for it, ``reasoning_content`` the common one
+        reply["reasoning_content"] = reply["reasoning"] = thinking
     if calls:
         reply["tool_calls"] = [openai_tool_call(c, i) for i, c in enumerate(calls)]
     return {

@@ -331,6 +331,8 @@ class ResponseStream:
         self.options = sampling(req)
         self.items: list[Chunk] = []  # finished output items, in output order
         self.message: Chunk | None = None  # the message item being written, if any
+        self.reasoning: Chunk | None = None  # the reasoning item being written, if any
+        self.thoughts: list[str] = []
         self.text: list[str] = []
         self.logprobs: list[Chunk] = []
         self.held: list[Chunk] = []  # logprobs of tokens whose text has not come out yet
@@ -404,7 +406,45 @@ class ResponseStream:
         self.sequence += 1
         return event
 
+    def _add_thinking(self, text: str) -> Iterator[Chunk]:
+        """Reasoning as a ``reasoning`` item whose summary text streams as it comes."""
+        index = len(self.items)
+        if self.reasoning is None:
+            self.reasoning = {"id": new_id("rs"), "type": "reasoning", "summary": []}
+            self.thoughts = []
+            yield self._event("response.output_item.added", output_index=index, item=self.reasoning)
+            yield self._event(
+                "response.reasoning_summary_part.added",
+                item_id=self.reasoning["id"],
+                output_index=index,
+                summary_index=0,
+                part={"type": "summary_text", "text": ""},
+            )
+        self.thoughts.append(text)
+        yield self._event(
+            "response.reasoning_summary_text.delta",
+            item_id=self.reasoning["id"],
+            output_index=index,
+            summary_index=0,
+            delta=text,
+        )
+
+    def _close_reasoning(self) -> Iterator[Chunk]:
+        if self.reasoning is None:
+            return
+        index = len(self.items)
+        text = "".join(self.thoughts)
+        part = {"type": "summary_text", "text": text}
+        common = {"item_id": self.reasoning["id"], "output_index": index, "summary_index": 0}
+        yield self._event("response.reasoning_summary_text.done", **common, text=text)
+        yield self._event("response.reasoning_summary_part.done", **common, part=part)
+        item = {**self.reasoning, "summary": [part]}
+        self.items.append(item)
+        self.reasoning = None
+        yield self._event("response.output_item.done", output_index=index, item=item)
+
     def _open_message(self) -> Iterator[Chunk]:
+        yield from self._close_reasoning()
         self.message = {
             "id": new_id("msg"),
             "type": "message",
@@ -460,6 +500,7 @@ class ResponseStream:
         yield self._event("response.output_item.done", output_index=index, item=item)
 
     def _add_call(self, call: Chunk) -> Iterator[Chunk]:
+        yield from self._close_reasoning()
         yield from self._close_message("completed")
         function = call.get("function") or {}
         arguments = function.get("arguments") or {}
@@ -494,6 +535,9 @@ class ResponseStream:
                 message = chunk.get("message") or {}
                 text = message.get("content") or ""
                 self.held.extend(_logprob(x) for x in chunk.get("logprobs") or ())
+                if message.get("thinking"):
+                    for event in self._add_thinking(message["thinking"]):
+                        yield event
                 if text:
                     held, self.held = self.held, []
                     for event in self._add_text(text, held):

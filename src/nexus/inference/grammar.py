@@ -441,7 +441,8 @@ class _Converter:
             return self.add_rule(rule_name, self.add_primitive("object", PRIMITIVE_RULES["object"]))
         props = list(properties.items())
         return self.add_rule(
-            rule_name, self.object_rule(props, {p for p, _ in props if p in required}, name, additional)
+            rule_name,
+            self.object_rule(props, {p for p, _ in props if p in required}, name, additional),
         )
 
     def object_rule(
@@ -559,8 +560,10 @@ class _Converter:
             if isinstance(child, dict) and _kind_of(child) == "anyOf":
                 for alt in _alternatives(child["oneOf"] if "oneOf" in child else child["anyOf"]):
                     add_component(alt, False)
-            elif isinstance(child, dict) and _kind_of(child) == "other" and isinstance(
-                child.get("type"), list
+            elif (
+                isinstance(child, dict)
+                and _kind_of(child) == "other"
+                and isinstance(child.get("type"), list)
             ):
                 for t in child["type"]:
                     add_component({**child, "type": t}, False)
@@ -593,7 +596,9 @@ class _Converter:
             items = schema["items"] if "items" in schema else schema["prefixItems"]
             if isinstance(items, list):
                 parts = [self.visit(item, f"{sub_name}tuple-{i}") for i, item in enumerate(items)]
-                return self.add_rule(rule_name, '"[" space ' + ' "," space '.join(parts) + ' space "]"')
+                return self.add_rule(
+                    rule_name, '"[" space ' + ' "," space '.join(parts) + ' space "]"'
+                )
         else:
             items = {}
         min_items = _count(schema, "minItems", 0)
@@ -700,6 +705,7 @@ def schema_to_grammar(schema: Any) -> str:
 
 #: The grammar of Ollama's ``format: "json"``: any JSON object.
 JSON_OBJECT_GRAMMAR = schema_to_grammar({"type": "object"})
+
 
 def constraint(schema: Any) -> dict[str, Any]:
     """Engine request fields that constrain the output to ``schema`` as Ollama does.

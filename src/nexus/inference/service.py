@@ -19,6 +19,8 @@ from nexus.errors import BadRequest, ContextOverflow, RunnerFailed, UnsupportedC
 from nexus.inference.grammar import apply_constraint
 from nexus.inference.models import Model, ModelCatalog
 from nexus.inference.prompts import PromptBuilder, RenderedPrompt
+from nexus.inference.schemas import check_schema, check_tools
+from nexus.inference.thinking import default_think, split_thinking, thinking_parser
 from nexus.inference.toolcalls import parse_call, tool_parser_for
 from nexus.options import DEFAULTS as OPTION_DEFAULTS
 from nexus.options import (
@@ -243,6 +245,10 @@ class InferenceService:
         if req.raw and (req.template or req.system or req.context):
             raise BadRequest("raw mode does not support template, system, or context")
         self._check_common(model, req.think, bool(req.images))
+        if isinstance(req.format, dict):
+            check_schema(req.format, "format")
+        if not req.raw:
+            req = req.model_copy(update={"think": default_think(model, req.think)})
         if req.suffix and "insert" not in model.capabilities and not req.template:
             raise UnsupportedCapability(f"{model.name.full()} does not support insert")
         options = self.options_for(model, req.options)
@@ -285,16 +291,22 @@ class InferenceService:
                 )
             body = self._engine_body(options, req.format, req.logprobs, req.top_logprobs)
             body.update(prompt=tokens, return_tokens=True)
+            thinker = (
+                None if req.raw else thinking_parser(model, req.template, rendered, req.think, body)
+            )
             generated: list[int] = []
             async for event in self._stream(lease, body):
+                thought, text = split_thinking(thinker, event)
                 if not event.get("stop"):
                     generated.extend(event.get("tokens") or ())
                     chunk: Chunk = {
                         **base,
                         "created_at": now_iso(),
-                        "response": event.get("content", ""),
+                        "response": text,
                         "done": False,
                     }
+                    if thought:
+                        chunk["thinking"] = thought
                     if req.logprobs:
                         chunk["logprobs"] = _logprobs(event)
                     yield chunk
@@ -305,10 +317,12 @@ class InferenceService:
                 final: Chunk = {
                     **base,
                     "created_at": now_iso(),
-                    "response": event.get("content", ""),
+                    "response": text,
                     "done": True,
                     "done_reason": done_reason(event),
                 }
+                if thought:
+                    final["thinking"] = thought
                 if not req.raw:
                     final["context"] = tokens + generated
                 final.update(stats.fields())
@@ -337,6 +351,10 @@ class InferenceService:
             raise UnsupportedCapability(f'"{req.model}" does not support chat')
         has_images = any(m.images for m in req.messages)
         self._check_common(model, req.think, has_images)
+        if isinstance(req.format, dict):
+            check_schema(req.format, "format")
+        check_tools(req.tools)
+        think = default_think(model, req.think)
         options = self.options_for(model, req.options)
         tools = None if tool_choice == "none" else (req.tools or None)
         forced = _forced_tools(tools, tool_choice)
@@ -357,7 +375,7 @@ class InferenceService:
             client = _client(lease)
             builder = PromptBuilder(client, self.catalog)
             messages = builder.chat_messages(model, req)
-            rendered = await builder.chat_prompt(model, messages, tools, req.think)
+            rendered = await builder.chat_prompt(model, messages, tools, think)
             body = self._engine_body(options, req.format, req.logprobs, req.top_logprobs)
             apply_constraint(body, forced)
             body["prompt"] = rendered.text
@@ -371,7 +389,7 @@ class InferenceService:
                         f"length ({spec.num_ctx} tokens)",
                         param="messages",
                     ) from exc
-                rendered = await builder.fit_chat(model, messages, tools, req.think, spec.num_ctx)
+                rendered = await builder.fit_chat(model, messages, tools, think, spec.num_ctx)
                 outcome.truncated = True
                 log.warning(
                     "chat for %s: %d oldest messages dropped to fit the context of %d tokens",
@@ -383,9 +401,10 @@ class InferenceService:
                 events = self._stream(lease, body)
                 first = await anext(events)
             parser = tool_parser_for(model) if tools and forced is None else None
+            thinker = thinking_parser(model, None, rendered, think, body)
             held: list[str] = []
             async for event in prepend(first, events):
-                text = event.get("content", "")
+                thought, text = split_thinking(thinker, event)
                 calls: list[dict[str, Any]] = []
                 if forced is not None:
                     held.append(text)
@@ -393,8 +412,8 @@ class InferenceService:
                 elif parser is not None:
                     text, calls = parser.feed(text)
                 if not event.get("stop"):
-                    if text or calls or req.logprobs:
-                        chunk = _chat_chunk(base, text, calls, done=False)
+                    if text or calls or thought or req.logprobs:
+                        chunk = _chat_chunk(base, text, calls, done=False, thinking=thought)
                         if req.logprobs:
                             chunk["logprobs"] = _logprobs(event)
                         yield chunk
@@ -411,7 +430,7 @@ class InferenceService:
                         text = "".join(held)
                 stats.take_timings(event)
                 outcome.stop_word = str(event.get("stopping_word") or "")
-                final = _chat_chunk(base, text, calls, done=True)
+                final = _chat_chunk(base, text, calls, done=True, thinking=thought)
                 if req.logprobs:
                     final["logprobs"] = _logprobs(event)
                 final["done_reason"] = done_reason(event)
@@ -647,8 +666,12 @@ def _forced_tools(tools: list[dict[str, Any]] | None, choice: str | None) -> dic
     return schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
 
 
-def _chat_chunk(base: Chunk, text: str, calls: list[dict[str, Any]], *, done: bool) -> Chunk:
+def _chat_chunk(
+    base: Chunk, text: str, calls: list[dict[str, Any]], *, done: bool, thinking: str = ""
+) -> Chunk:
     message: dict[str, Any] = {"role": "assistant", "content": text}
+    if thinking:
+        message["thinking"] = thinking
     if calls:
         message["tool_calls"] = calls
     return {**base, "created_at": now_iso(), "message": message, "done": done}

@@ -33,6 +33,10 @@ def _engine_error(status: int, body: bytes) -> NexusError:
         kind = err.get("type", "")
     except (ValueError, KeyError, TypeError, AttributeError):
         message, kind, err = body.decode("utf-8", "replace"), "", {}
+    if "json.exception" in message or not message.strip():
+        # the engine's own parser wording (or nothing) says nothing useful to a client
+        what = "could not parse the request" if message.strip() else "gave no reason"
+        message = f"the model runner refused the request (HTTP {status}): it {what}"
     if kind == "exceed_context_size_error":
         return ContextExceeded(
             message, int(err.get("n_prompt_tokens", 0)), int(err.get("n_ctx", 0))

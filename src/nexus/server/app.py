@@ -29,6 +29,7 @@ from nexus.server.limits import BodyLimits
 from nexus.server.metrics import install_metrics
 from nexus.server.native import router as native_router
 from nexus.server.openai import router as openai_router
+from nexus.server.openapi import install_openapi
 from nexus.server.pull import router as pull_router
 from nexus.server.registry import router as registry_router
 from nexus.server.responses import router as responses_router
@@ -130,8 +131,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
     )
+    install_openapi(app)
     app.state.nexus = state
     install_error_handlers(app)
     app.include_router(native_router)

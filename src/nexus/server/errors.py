@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,8 +42,19 @@ def error_body(
     return {"error": message}
 
 
+#: An absolute filesystem path (not a URL's path, not a model name's ``host/namespace``).
+_FS_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"]+/)+([^\s/'\"]+)")
+
+
+def public_message(message: str, status: int) -> str:
+    """A server error's message without the server's filesystem paths (each becomes its last
+    component): clients have no business knowing where the store or the runner live."""
+    return _FS_PATH.sub(r"\1", message) if status >= 500 else message
+
+
 def error_response(path: str, exc: NexusError) -> JSONResponse:
-    return JSONResponse(error_body(path, exc.status, exc.message, exc), status_code=exc.status)
+    message = public_message(exc.message, exc.status)
+    return JSONResponse(error_body(path, exc.status, message, exc), status_code=exc.status)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -67,9 +79,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            error_body(request.url.path, 500, f"internal error: {exc}"), status_code=500
-        )
+        message = public_message(f"internal error: {exc}", 500)
+        return JSONResponse(error_body(request.url.path, 500, message), status_code=500)
 
     app.add_exception_handler(NexusError, nexus_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

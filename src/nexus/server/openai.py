@@ -15,6 +15,7 @@ from fastapi.responses import Response, StreamingResponse
 from nexus.api.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from nexus.compat import openai as oa
 from nexus.errors import BadRequest, ModelNotFound, NexusError
+from nexus.inference.schemas import check_schema
 from nexus.server.body import parse_body
 from nexus.server.errors import error_body
 from nexus.server.state import state_of
@@ -56,6 +57,10 @@ async def stream_reply(request: Request, events: AsyncIterator[Chunk]) -> Respon
 async def chat_completions(request: Request) -> Response:
     state = state_of(request)
     req = await parse_body(request, ChatCompletionRequest)
+    wanted = (req.response_format or {}).get("json_schema")
+    schema = wanted.get("schema") if isinstance(wanted, dict) else None
+    if schema is not None:
+        check_schema(schema, "response_format.json_schema.schema")
     native = oa.chat_to_native(req)
     chunks = state.inference.chat(native, tool_choice=oa.tool_choice(req.tool_choice))
     if req.stream:

@@ -116,6 +116,9 @@ async def reply(
 def merge_generate(chunks: list[Chunk]) -> Chunk:
     result = dict(chunks[-1])
     result["response"] = "".join(c.get("response", "") for c in chunks)
+    thinking = "".join(c.get("thinking", "") for c in chunks)
+    if thinking:
+        result["thinking"] = thinking
     return result
 
 
@@ -123,6 +126,9 @@ def merge_chat(chunks: list[Chunk]) -> Chunk:
     result = dict(chunks[-1])
     message = dict(result.get("message") or {"role": "assistant"})
     message["content"] = "".join((c.get("message") or {}).get("content", "") for c in chunks)
+    thinking = "".join((c.get("message") or {}).get("thinking", "") for c in chunks)
+    if thinking:
+        message["thinking"] = thinking
     calls = [call for c in chunks for call in (c.get("message") or {}).get("tool_calls", [])]
     if calls:
         message["tool_calls"] = calls

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -107,12 +108,18 @@ def test_streams_through_the_official_clients(stack: Stack) -> None:
     assert final.usage.output_tokens > 0 and final.content
 
 
-def test_a_client_that_leaves_frees_the_backend(stack: Stack) -> None:
-    body = {"model": DEFAULT_MODEL, "messages": MESSAGES, "options": {"num_predict": 2000}}
+def test_streams_pass_through_and_a_client_that_leaves_frees_the_backend(stack: Stack) -> None:
+    body = {"model": DEFAULT_MODEL, "prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "raw": True,
+            "options": {"num_predict": 2000, "temperature": 0}}  # fmt: skip
     with stack.client() as http:
-        with http.stream("POST", "/api/chat", json=body) as reply:
+        with http.stream("POST", "/api/generate", json=body) as reply:
             assert reply.status_code == 200
-            next(reply.iter_lines())
+            lines = reply.iter_lines()
+            assert json.loads(next(lines))["done"] is False
+            with stack.a.client() as a, stack.b.client() as b:
+                # the first line came while the backend was still generating: not buffered
+                assert sum(_slots_busy(s) for s in (a, b)) >= 1
+            lines.close()  # the client leaves
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with stack.a.client() as a, stack.b.client() as b:
