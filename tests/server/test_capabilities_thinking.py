@@ -78,9 +78,7 @@ def test_think_false_turns_it_off(http: httpx.Client, thinker: str) -> None:
 
 
 def test_thinking_refused_for_a_model_without_it(http: httpx.Client) -> None:
-    r = http.post(
-        "/api/chat", json={"model": DEFAULT_MODEL, "messages": QUESTION, "think": True}
-    )
+    r = http.post("/api/chat", json={"model": DEFAULT_MODEL, "messages": QUESTION, "think": True})
     assert r.status_code == 400
     assert "does not support thinking" in r.json()["error"]
 
@@ -122,7 +120,11 @@ def oai(server: ServerProcess) -> openai.OpenAI:
 def test_openai_reasoning_content(oai: openai.OpenAI, http: httpx.Client, thinker: str) -> None:
     native = _chat(http, thinker)
     reply = oai.chat.completions.create(
-        model=thinker, messages=QUESTION, temperature=0, seed=42, max_tokens=40  # type: ignore[arg-type]
+        model=thinker,
+        messages=QUESTION,
+        temperature=0,
+        seed=42,
+        max_tokens=40,  # type: ignore[arg-type]
     )
     message = reply.choices[0].message.model_dump()
     assert message["reasoning_content"] == native["thinking"]
@@ -152,7 +154,10 @@ def test_openai_reasoning_content(oai: openai.OpenAI, http: httpx.Client, thinke
 def test_responses_reasoning_item(oai: openai.OpenAI, http: httpx.Client, thinker: str) -> None:
     native = _chat(http, thinker)
     reply = oai.responses.create(
-        model=thinker, input=QUESTION, temperature=0, max_output_tokens=40  # type: ignore[arg-type]
+        model=thinker,
+        input=QUESTION,
+        temperature=0,
+        max_output_tokens=40,  # type: ignore[arg-type]
     )
     kinds = [item.type for item in reply.output]
     assert kinds == ["reasoning", "message"], kinds
@@ -191,3 +196,59 @@ def test_anthropic_thinking_blocks(server: ServerProcess, http: httpx.Client, th
     kinds = [block.type for block in message.content]
     assert kinds[0] == "thinking", kinds
     assert message.content[0].thinking == native["thinking"]  # type: ignore[union-attr]
+
+
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+}
+
+
+@pytest.mark.parametrize("seed", [None, 1, 2])
+def test_format_applies_after_thinking(http: httpx.Client, thinker: str, seed: int | None) -> None:
+    options = {**GREEDY, "num_predict": 160} if seed is None else {"seed": seed, "num_predict": 160}
+    body = {
+        "model": thinker,
+        "messages": [{"role": "user", "content": "Describe a person as JSON."}],
+        "format": PERSON,
+        "stream": False,
+        "options": options,
+    }
+    reply = http.post("/api/chat", json=body).json()
+    message = reply["message"]
+    if reply["done_reason"] == "length":  # the reasoning took every token: no answer yet
+        assert message["thinking"] and not message["content"]
+        return
+    assert message["thinking"].strip()
+    value = json.loads(message["content"])
+    assert set(value) == {"name", "age"}, value
+    assert reply["eval_count"] > 0
+
+
+def test_forced_tool_call_after_thinking(oai: openai.OpenAI, thinker: str) -> None:
+    reply = oai.chat.completions.create(
+        model=thinker,
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        tools=[
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"city": {"type": "string"}},
+                        "required": ["city"],
+                    },
+                },
+            }
+        ],
+        tool_choice="required",
+        temperature=0,
+        seed=42,
+        max_tokens=160,
+    )
+    message = reply.choices[0].message
+    assert message.model_dump().get("reasoning_content")
+    assert message.tool_calls and message.tool_calls[0].function.name == "get_weather"  # type: ignore[union-attr]
+    assert set(json.loads(message.tool_calls[0].function.arguments)) == {"city"}  # type: ignore[union-attr]

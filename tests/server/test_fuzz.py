@@ -68,6 +68,7 @@ def schemathesis(
         capture_output=True,
         text=True,
         timeout=SECONDS * 4 + 120,
+        cwd=report.parent,  # its cache goes there, not into the repository
         env={**os.environ, "NO_PROXY": "*", "SCHEMATHESIS_HOOKS": ""},
     )
 
@@ -91,11 +92,5 @@ def test_fuzz_own_document(fuzzed: ServerProcess, tmp_path: Path) -> None:
 @pytest.mark.skipif(not OLLAMA_SPEC.is_file(), reason="Ollama's OpenAPI document is not here")
 def test_fuzz_ollama_document(fuzzed: ServerProcess, tmp_path: Path) -> None:
     result = schemathesis(str(OLLAMA_SPEC), fuzzed, tmp_path / "ollama.xml")
-    # response schemas are Ollama's: only server errors and timeouts count here
-    failures = [
-        line
-        for line in result.stdout.splitlines()
-        if "Server error" in line or "Response timeout" in line or "timed out" in line
-    ]
-    assert not failures, result.stdout[-6000:]
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert httpx.get(fuzzed.url, trust_env=False).status_code == 200

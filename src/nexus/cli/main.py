@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from nexus import __version__
-from nexus.cli import create, models, run, show, transfer
+from nexus.cli import create, doctor, models, run, show, transfer
 from nexus.cli.console import Consoles
 from nexus.cli.errors import CLIError
 from nexus.config import ConfigError, Settings
@@ -129,6 +129,7 @@ app.command("ls", hidden=True, help="List models (same as list).")(models.list_m
 app.command("ps")(models.ps)
 app.command("cp")(models.copy)
 app.command("rm")(models.remove)
+app.command("doctor")(doctor.doctor)
 app.add_typer(gateway_cli.app, name="gateway")
 
 

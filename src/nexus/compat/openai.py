@@ -127,6 +127,9 @@ def native_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         native: dict[str, Any] = {"role": role, "content": text}
         if images:
             native["images"] = images
+        reasoning = message.get("reasoning") or message.get("reasoning_content")
+        if role == "assistant" and isinstance(reasoning, str) and reasoning:
+            native["thinking"] = reasoning
         if role == "assistant" and message.get("tool_calls"):
             native["tool_calls"] = [
                 _native_call(call, tool_names) for call in message["tool_calls"]

@@ -83,6 +83,14 @@ class Proxy:
     async def run(self, send: Send, request: Forward, backends: list[Backend]) -> Outcome:
         reply, backend, translator, meter = await self._connect(request, backends)
         request.outcome.backend = backend.name
+        if reply is None:  # the translator answers by itself (a load or unload request)
+            assert translator is not None and translator.immediate is not None
+            status, body = translator.immediate
+            request.outcome.status = status
+            request.responded = True
+            headers = [(b"x-nexus-backend", backend.name.encode())]
+            await send_body(send, status, body, _native_type(translator), headers)
+            return request.outcome
         try:
             if translator is not None:
                 await self._translated(send, request, reply, backend, translator)
@@ -122,12 +130,14 @@ class Proxy:
 
     async def _connect(
         self, request: Forward, backends: list[Backend]
-    ) -> tuple[Reply, Backend, NativeOverOpenAI | None, Meter]:
+    ) -> tuple[Reply | None, Backend, NativeOverOpenAI | None, Meter]:
         failures = []
         for attempt, backend in enumerate(backends):
             if attempt:
                 self.metrics.retries.labels(backend.name).inc()
             path, body, translator, meter = self._prepare(request, backend)
+            if translator is not None and translator.immediate is not None:
+                return None, backend, translator, meter
             target = path + (b"?" + request.query).decode("latin-1") if request.query else path
             headers = request.headers + backend.auth_headers()
             backend.in_flight += 1
@@ -234,7 +244,7 @@ class Proxy:
             headers = self._head(request, reply, backend)
             headers = [(k, v) for k, v in headers if k != b"content-type"]
             request.responded = True
-            await send_body(send, status, out, b"application/json; charset=utf-8", headers)
+            await send_body(send, status, out, _native_type(translator, status), headers)
             return
         outcome.status = 200
         headers = [(k, v) for k, v in self._head(request, reply, backend) if k != b"content-type"]
@@ -262,3 +272,10 @@ class Proxy:
     def _usage(outcome: Outcome, translator: NativeOverOpenAI) -> None:
         if translator.usage is not None:
             outcome.prompt, outcome.completion = translator.usage
+
+
+def _native_type(translator: NativeOverOpenAI, status: int = 200) -> bytes:
+    """A translated reply is an NDJSON stream when the client asked for one and it succeeded."""
+    if translator.stream and status == 200:
+        return b"application/x-ndjson"
+    return b"application/json; charset=utf-8"

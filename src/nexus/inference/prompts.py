@@ -8,7 +8,8 @@ the system prompt, and their calls are read back by ``toolcalls``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from nexus.api.ollama import ChatRequest, GenerateRequest
@@ -22,6 +23,22 @@ from nexus.runner.client import EngineClient
 class RenderedPrompt:
     text: str
     dropped: int = 0
+    #: Base64 images, in the order of the engine's media markers in ``text``.
+    images: list[str] = field(default_factory=list)
+
+
+def engine_prompt(rendered: RenderedPrompt) -> str | dict[str, Any]:
+    """The engine's ``prompt``: the text, or with images the text and their data."""
+    if not rendered.images:
+        return rendered.text
+    return {"prompt_string": rendered.text, "multimodal_data": list(rendered.images)}
+
+
+_IMAGE_TAG = re.compile(r"\[img-(\d+)\]")
+
+
+def _images_of(messages: list[dict[str, Any]]) -> list[str]:
+    return [image for m in messages for image in m.get("images") or ()]
 
 
 class PromptBuilder:
@@ -45,17 +62,40 @@ class PromptBuilder:
         tools: list[dict[str, Any]] | None,
         think: Any,
     ) -> RenderedPrompt:
+        images = _images_of(messages)
+        if images:
+            from nexus.template.prompt import tag_images
+
+            messages = tag_images(messages)
         if model.template is not None:
             from nexus.template.prompt import render_prompt
 
             if tools and not model.template.uses("Tools"):
                 messages, tools = _with_tools_prompt(messages, tools), None
-            return RenderedPrompt(
-                render_prompt(model.template, messages=messages, tools=tools, think=think)
-            )
-        if tools:
-            messages = _with_tools_prompt(messages, tools)
-        return RenderedPrompt(await self.client.apply_template(_to_engine_messages(messages)))
+            text = render_prompt(model.template, messages=messages, tools=tools, think=think)
+        else:
+            if tools:
+                messages = _with_tools_prompt(messages, tools)
+            text = await self.client.apply_template(_to_engine_messages(messages))
+        return await self._with_media(text, images)
+
+    async def _with_media(self, text: str, images: list[str]) -> RenderedPrompt:
+        """Each ``[img-N]`` tag of a rendered prompt as the engine's media marker, with the
+        images in marker order (Ollama's runner splits its prompts at the same tags)."""
+        if not images:
+            return RenderedPrompt(text)
+        props = await self.client.props()
+        marker = str(props.get("media_marker") or "<__media__>")
+        ordered: list[str] = []
+
+        def to_marker(match: re.Match[str]) -> str:
+            index = int(match.group(1))
+            if index >= len(images):
+                return match.group(0)
+            ordered.append(images[index])
+            return marker
+
+        return RenderedPrompt(_IMAGE_TAG.sub(to_marker, text), images=ordered)
 
     async def fit_chat(
         self,
@@ -85,26 +125,34 @@ class PromptBuilder:
             return RenderedPrompt(req.prompt)
         system = req.system if req.system is not None else model.system
         template = self.catalog.template(req.template) if req.template else model.template
+        images = list(req.images or ())
+        prompt = req.prompt
+        if images:
+            from nexus.template.prompt import tag_images
+
+            prompt = tag_images([{"role": "user", "content": prompt, "images": images}])[0][
+                "content"
+            ]
         if template is not None:
             from nexus.template.prompt import render_generate
 
-            return RenderedPrompt(
-                render_generate(
-                    template,
-                    system=system,
-                    prompt=req.prompt,
-                    suffix=req.suffix,
-                    think=req.think,
-                    messages=None if req.context else model.messages,
-                )
+            text = render_generate(
+                template,
+                system=system,
+                prompt=prompt,
+                suffix=req.suffix,
+                think=req.think,
+                messages=None if req.context else model.messages,
             )
+            return await self._with_media(text, images)
         messages: list[dict[str, Any]] = []
         if system:
             messages.append({"role": "system", "content": system})
         if not req.context:
             messages.extend(model.messages)
-        messages.append({"role": "user", "content": req.prompt})
-        return RenderedPrompt(await self.client.apply_template(_to_engine_messages(messages)))
+        messages.append({"role": "user", "content": prompt})
+        text = await self.client.apply_template(_to_engine_messages(messages))
+        return await self._with_media(text, images)
 
 
 def _with_tools_prompt(

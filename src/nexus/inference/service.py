@@ -18,9 +18,9 @@ from nexus.config import Settings
 from nexus.errors import BadRequest, ContextOverflow, RunnerFailed, UnsupportedCapability
 from nexus.inference.grammar import apply_constraint
 from nexus.inference.models import Model, ModelCatalog
-from nexus.inference.prompts import PromptBuilder, RenderedPrompt
+from nexus.inference.prompts import PromptBuilder, RenderedPrompt, engine_prompt
 from nexus.inference.schemas import check_schema, check_tools
-from nexus.inference.thinking import default_think, split_thinking, thinking_parser
+from nexus.inference.thinking import default_think, split_thinking, staged, thinking_parser
 from nexus.inference.toolcalls import parse_call, tool_parser_for
 from nexus.options import DEFAULTS as OPTION_DEFAULTS
 from nexus.options import (
@@ -163,11 +163,13 @@ class InferenceService:
             num_batch=int(load.get("num_batch") or 512),
             num_gpu=int(load["num_gpu"]) if load.get("num_gpu") is not None else -1,
             main_gpu=int(load.get("main_gpu") or 0),
-            num_thread=int(load.get("num_thread") or 0),
+            # a Modelfile's value too: never more threads than the machine has CPUs
+            num_thread=min(int(load.get("num_thread") or 0), os.cpu_count() or 1),
             use_mmap=bool(load.get("use_mmap", True)),
             flash_attention=self.settings.flash_attention,
             kv_cache_type=self.settings.kv_cache_type,
             adapters=tuple(str(p) for p in model.adapters),
+            projectors=tuple(str(p) for p in model.projectors),
             mean_pooling=model.gguf.pooling_type is None,
         )
 
@@ -291,11 +293,13 @@ class InferenceService:
                 )
             body = self._engine_body(options, req.format, req.logprobs, req.top_logprobs)
             body.update(prompt=tokens, return_tokens=True)
+            if rendered.images:  # images go in as data beside the text's media markers
+                body["prompt"] = engine_prompt(rendered)
             thinker = (
                 None if req.raw else thinking_parser(model, req.template, rendered, req.think, body)
             )
             generated: list[int] = []
-            async for event in self._stream(lease, body):
+            async for event in staged(lambda b: self._stream(lease, b), body, thinker):
                 thought, text = split_thinking(thinker, event)
                 if not event.get("stop"):
                     generated.extend(event.get("tokens") or ())
@@ -378,8 +382,9 @@ class InferenceService:
             rendered = await builder.chat_prompt(model, messages, tools, think)
             body = self._engine_body(options, req.format, req.logprobs, req.top_logprobs)
             apply_constraint(body, forced)
-            body["prompt"] = rendered.text
-            events = self._stream(lease, body)
+            body["prompt"] = engine_prompt(rendered)
+            thinker = thinking_parser(model, None, rendered, think, body)
+            events = staged(lambda b: self._stream(lease, b), body, thinker)
             try:
                 first = await anext(events)
             except ContextExceeded as exc:
@@ -397,11 +402,10 @@ class InferenceService:
                     rendered.dropped,
                     spec.num_ctx,
                 )
-                body["prompt"] = rendered.text
-                events = self._stream(lease, body)
+                body["prompt"] = engine_prompt(rendered)
+                events = staged(lambda b: self._stream(lease, b), body, thinker)
                 first = await anext(events)
             parser = tool_parser_for(model) if tools and forced is None else None
-            thinker = thinking_parser(model, None, rendered, think, body)
             held: list[str] = []
             async for event in prepend(first, events):
                 thought, text = split_thinking(thinker, event)

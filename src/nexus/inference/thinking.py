@@ -10,6 +10,7 @@ parser and the output format take over.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -205,12 +206,74 @@ def thinking_parser(
     body: dict[str, Any],
 ) -> ThinkingParser | None:
     """The parser for one generation: ``template_text`` (a request's own template) or the
-    model's template decides the format. A constrained output (a format or a forced call) is
-    answer only: the grammar leaves no room for reasoning."""
-    if "grammar" in body or "json_schema" in body:
-        return None
+    model's template decides the format. With a constrained output (a format or a forced
+    call) there is reasoning only where the prompt opens it (see :func:`staged`); otherwise
+    the grammar applies from the first token and the output is all answer."""
     source = template_text or model.template_text or model.gguf.chat_template or ""
-    return parser_for(source, rendered.text, think)
+    parser = parser_for(source, rendered.text, think)
+    if _constrained(body) and not (isinstance(parser, TagParser) and parser.state == "thinking"):
+        return None
+    return parser
+
+
+def _constrained(body: dict[str, Any]) -> bool:
+    return "grammar" in body or "json_schema" in body
+
+
+Events = AsyncIterator[dict[str, Any]]
+
+
+def staged(stream: Callable[[dict[str, Any]], Events], body: dict[str, Any], parser: Any) -> Events:
+    """The engine's events for ``body``: as they come, or, for a constrained output after
+    reasoning the prompt opened, reasoning first with no constraint (up to the closing tag),
+    then the answer under the constraint. Ollama applies a format after thinking the same way.
+    """
+    if not (_constrained(body) and isinstance(parser, TagParser)):
+        return stream(body)
+    return _reason_then_answer(stream, body, parser.closing)
+
+
+async def _reason_then_answer(
+    stream: Callable[[dict[str, Any]], Events], body: dict[str, Any], closing: str
+) -> Events:
+    free = {k: v for k, v in body.items() if k not in ("grammar", "json_schema")}
+    free["stop"] = [*(body.get("stop") or ()), closing]
+    texts: list[str] = []
+    last: dict[str, Any] = {}
+    async for event in stream(free):
+        texts.append(str(event.get("content", "")))
+        if event.get("stop"):
+            last = event
+            break
+        yield event
+    if last.get("stop_type") != "word" or last.get("stopping_word") != closing:
+        yield last  # the reasoning ran out (length, end of text) or a request's stop word
+        return
+    reasoned = int((last.get("timings") or {}).get("predicted_n", last.get("tokens_predicted", 0)))
+    yield {"content": str(last.get("content", "")) + closing, "tokens": []}
+    answer = dict(body)
+    answer["prompt"] = _continued(body["prompt"], "".join(texts) + closing)
+    limit = int(body.get("n_predict", -1))
+    if limit > 0:
+        answer["n_predict"] = max(1, limit - reasoned)
+    async for event in stream(answer):
+        if event.get("stop"):
+            event = dict(event)
+            timings = dict(event.get("timings") or {})
+            timings["predicted_n"] = int(timings.get("predicted_n", 0)) + reasoned
+            event["timings"] = timings
+            event["tokens_evaluated"] = last.get("tokens_evaluated", event.get("tokens_evaluated"))
+        yield event
+
+
+def _continued(prompt: Any, text: str) -> Any:
+    """``prompt`` followed by what the model wrote (llama.cpp reads a list of token ids and
+    strings as one prompt)."""
+    if isinstance(prompt, str):
+        return prompt + text
+    if isinstance(prompt, dict):
+        return {**prompt, "prompt_string": str(prompt.get("prompt_string", "")) + text}
+    return [*prompt, text]
 
 
 def split_thinking(parser: ThinkingParser | None, event: dict[str, Any]) -> tuple[str, str]:
@@ -233,5 +296,6 @@ __all__ = [
     "infer_tags",
     "parser_for",
     "split_thinking",
+    "staged",
     "thinking_parser",
 ]

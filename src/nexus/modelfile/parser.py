@@ -216,10 +216,14 @@ def _from(command: Command, base: Path, plan: CreatePlan) -> None:
         return
     path = resolve_path(value, base)
     if path.is_dir():
+        # every GGUF of a folder: the weights and, for a vision model, its projector
         ggufs = sorted(path.glob("*.gguf"))
         if not ggufs:
             raise ModelfileError(command.line, f"no .gguf file in directory {path}")
-        path = ggufs[0]
+        for gguf in ggufs:
+            plan.local_files[gguf.name] = gguf
+            plan.request.setdefault("files", {})[gguf.name] = str(gguf)
+        return
     if not path.exists():
         raise ModelfileError(command.line, f"no such file: {path}")
     plan.local_files[path.name] = path

@@ -54,6 +54,8 @@ def build_params(spec: RunnerSpec, socket_path: str | None = None) -> object:
             adapter.scale = 1.0
             adapters.append(adapter)
         p.lora_adapters = adapters
+    if spec.projectors:
+        p.mmproj.path = spec.projectors[0]
     if socket_path:
         p.hostnames = [socket_path]
     else:

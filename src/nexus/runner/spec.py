@@ -24,6 +24,8 @@ class RunnerSpec:
     flash_attention: bool | None = None
     kv_cache_type: str = "f16"
     adapters: tuple[str, ...] = ()
+    #: Multimodal projector (vision tower) files, loaded beside the weights.
+    projectors: tuple[str, ...] = ()
     #: Mean pooling for models whose GGUF names no pooling, so chat models also embed.
     mean_pooling: bool = True
 
@@ -34,6 +36,7 @@ class RunnerSpec:
     def from_json(cls, data: dict[str, Any]) -> RunnerSpec:
         data = dict(data)
         data["adapters"] = tuple(data.get("adapters", ()))
+        data["projectors"] = tuple(data.get("projectors", ()))
         return cls(**data)
 
     @property

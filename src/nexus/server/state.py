@@ -59,6 +59,7 @@ class AppState:
                 short_name=model.display_name,
                 model_path=str(model.model_path),
                 adapters=[str(p) for p in model.adapters],
+                projectors=[str(p) for p in model.projectors],
                 template=model.template_text,
                 system=model.system,
                 params=model.params,
@@ -75,6 +76,10 @@ class AppState:
         }
         if model.messages:
             result["messages"] = model.messages
+        if model.projectors:
+            from nexus.store.gguf_meta import read_gguf_info
+
+            result["projector_info"] = read_gguf_info(model.projectors[0]).model_info(verbose)
         if verbose:
             result["tensors"] = model.gguf.tensor_list()
         return result

@@ -6,6 +6,7 @@ llama.cpp server code as the engine runs it (see ``tests/gateway/llamacpp.py``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import ollama
@@ -89,3 +90,16 @@ def test_unknown_backend_header_is_400(llama_gateway: tuple[GatewayProcess, str,
             headers={"X-Nexus-Backend": "nope"},
         )
         assert reply.status_code == 400 and "unknown backend" in reply.json()["error"]
+
+
+def test_load_and_unload_requests_are_answered_for_an_openai_backend(
+    llama_gateway: tuple[GatewayProcess, str, str],
+) -> None:
+    gateway, key, model = llama_gateway
+    with gateway.client(key) as http:
+        load = http.post("/api/chat", json={"model": model, "messages": [], "stream": False})
+        assert load.status_code == 200 and load.json()["done_reason"] == "load"
+        unload = http.post("/api/generate", json={"model": model, "keep_alive": 0})
+        assert unload.status_code == 200
+        assert unload.headers["content-type"] == "application/x-ndjson"
+        assert json.loads(unload.text.splitlines()[-1])["done_reason"] == "unload"
