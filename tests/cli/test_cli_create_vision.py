@@ -50,3 +50,27 @@ def test_create_vision_model(
     assert show["model_info"]["general.architecture"] == "llama"
     modelfile = show["modelfile"]
     assert modelfile.count("\nFROM ") == 2, modelfile
+
+
+def test_run_attaches_images_named_in_the_prompt(
+    cli: Cli, files: Path, names: list[str], tmp_path: Path
+) -> None:
+    from tests.server.test_capabilities_vision import BLUE, RED, png
+
+    (tmp_path / "Modelfile").write_text(
+        f"FROM {files}\nPARAMETER temperature 0\nPARAMETER num_predict 12\n"
+    )
+    name = f"cli-vision-{uuid.uuid4().hex[:8]}"
+    names.append(name)
+    assert cli("create", name, "-f", str(tmp_path / "Modelfile")).code == 0
+    (tmp_path / "red.png").write_bytes(png(RED))
+    (tmp_path / "blue.png").write_bytes(png(BLUE))
+
+    def ask(image: str) -> str:
+        result = cli("run", name, f"What is in ./{image}?", "--nowordwrap", cwd=tmp_path)
+        assert result.code == 0, result.err
+        return result.out
+
+    red = ask("red.png")
+    assert red == ask("red.png")
+    assert red != ask("blue.png")

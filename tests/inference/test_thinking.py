@@ -3,6 +3,8 @@ gives the same reasoning and answer."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from nexus.inference.thinking import (
     infer_tags,
     parser_for,
     split_thinking,
+    staged,
 )
 
 
@@ -115,3 +118,84 @@ def test_harmony_from_a_template() -> None:
 
 def test_without_parser_text_passes() -> None:
     assert split_thinking(None, {"content": "x"}) == ("", "x")
+
+
+class _ScriptedEngine:
+    """Answers each request with the next scripted list of events, recording the bodies."""
+
+    def __init__(self, *scripts: list[dict[str, Any]]) -> None:
+        self.scripts = list(scripts)
+        self.bodies: list[dict[str, Any]] = []
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        self.bodies.append(body)
+        for event in self.scripts.pop(0):
+            yield event
+
+
+def _collect(engine: _ScriptedEngine, body: dict[str, Any]) -> list[dict[str, Any]]:
+    async def run() -> list[dict[str, Any]]:
+        parser = TagParser("<think>", "</think>")
+        parser.feed("<think>")
+        return [e async for e in staged(engine.stream, body, parser)]
+
+    return asyncio.run(run())
+
+
+BODY = {"prompt": "Q<think>", "grammar": "root ::= x", "n_predict": 50, "stop": ["END"]}
+
+
+def test_staged_reasons_free_then_answers_constrained() -> None:
+    engine = _ScriptedEngine(
+        [
+            {"content": "hmm"},
+            {
+                "content": "",
+                "stop": True,
+                "stop_type": "word",
+                "stopping_word": "</think>",
+                "timings": {"predicted_n": 10},
+                "tokens_evaluated": 7,
+            },
+        ],
+        [
+            {"content": "x"},
+            {
+                "content": "",
+                "stop": True,
+                "stop_type": "eos",
+                "timings": {"predicted_n": 2},
+                "tokens_evaluated": 1,
+            },
+        ],
+    )
+    events = _collect(engine, BODY)
+    free, constrained = engine.bodies
+    assert "grammar" not in free and free["stop"] == ["END", "</think>"]
+    assert constrained["grammar"] == "root ::= x"
+    assert constrained["prompt"] == "Q<think>hmm</think>"
+    assert constrained["n_predict"] == 40
+    assert [e["content"] for e in events] == ["hmm", "</think>", "x", ""]
+    assert events[-1]["timings"]["predicted_n"] == 12
+    assert events[-1]["tokens_evaluated"] == 7
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [{"stop_type": "limit"}, {"stop_type": "word", "stopping_word": "END"}],
+)
+def test_staged_stops_where_the_reasoning_stopped(ending: dict[str, Any]) -> None:
+    engine = _ScriptedEngine([{"content": "hmm"}, {"content": "", "stop": True, **ending}])
+    events = _collect(engine, BODY)
+    assert len(engine.bodies) == 1 and events[-1]["stop"]
+
+
+def test_staged_without_constraint_is_the_plain_stream() -> None:
+    engine = _ScriptedEngine([{"content": "a"}, {"content": "", "stop": True}])
+    body = {"prompt": "Q"}
+
+    async def run() -> list[dict[str, Any]]:
+        return [e async for e in staged(engine.stream, body, TagParser("<think>", "</think>"))]
+
+    assert [e["content"] for e in asyncio.run(run())] == ["a", ""]
+    assert engine.bodies == [body]

@@ -207,23 +207,22 @@ PERSON = {
 
 @pytest.mark.parametrize("seed", [None, 1, 2])
 def test_format_applies_after_thinking(http: httpx.Client, thinker: str, seed: int | None) -> None:
-    options = {**GREEDY, "num_predict": 160} if seed is None else {"seed": seed, "num_predict": 160}
+    options = {**GREEDY, "num_predict": 96} if seed is None else {"seed": seed, "num_predict": 96}
     body = {
         "model": thinker,
-        "messages": [{"role": "user", "content": "Describe a person as JSON."}],
+        "messages": QUESTION,
         "format": PERSON,
         "stream": False,
         "options": options,
     }
     reply = http.post("/api/chat", json=body).json()
     message = reply["message"]
-    if reply["done_reason"] == "length":  # the reasoning took every token: no answer yet
-        assert message["thinking"] and not message["content"]
-        return
     assert message["thinking"].strip()
+    if seed is not None and reply["done_reason"] == "length":
+        assert not message["content"]  # the reasoning took every token: no answer yet
+        return
     value = json.loads(message["content"])
     assert set(value) == {"name", "age"}, value
-    assert reply["eval_count"] > 0
 
 
 def test_forced_tool_call_after_thinking(oai: openai.OpenAI, thinker: str) -> None:

@@ -246,9 +246,11 @@ async def _reason_then_answer(
             last = event
             break
         yield event
-    if last.get("stop_type") != "word" or last.get("stopping_word") != closing:
-        yield last  # the reasoning ran out (length, end of text) or a request's stop word
+    closed = last.get("stop_type") == "word" and last.get("stopping_word") == closing
+    if not closed and last.get("stop_type") != "eos":
+        yield last  # the reasoning took every token, or a request's stop word came
         return
+    # reasoning done (or ended without its tag: the constrained answer is still owed)
     reasoned = int((last.get("timings") or {}).get("predicted_n", last.get("tokens_predicted", 0)))
     yield {"content": str(last.get("content", "")) + closing, "tokens": []}
     answer = dict(body)
