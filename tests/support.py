@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,14 +70,22 @@ def start_server(models: Path, log: Path, **env: str) -> ServerProcess:
     )
     url = f"http://127.0.0.1:{port}"
     server = ServerProcess(url, models, proc, log)
+    wait_until_up(url, proc, log, server.stop)
+    return server
+
+
+def wait_until_up(
+    url: str, proc: subprocess.Popen[bytes], log: Path, stop: Callable[[], None]
+) -> None:
+    """Poll ``url`` until it answers 200; ``stop`` and raise (with the log) if it never does."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{url} exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
-                return server
+                return
         except httpx.TransportError:
             time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+    stop()
+    raise RuntimeError(f"{url} did not start: {log.read_text()[-2000:]}")

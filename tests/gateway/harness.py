@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import free_port
+from tests.support import free_port, wait_until_up
 
 
 def gateway_env(db: Path, **env: str) -> dict[str, str]:
@@ -96,14 +96,5 @@ def start_gateway(env: dict[str, str], log: Path) -> GatewayProcess:
     )
     url = f"http://127.0.0.1:{port}"
     gateway = GatewayProcess(url, proc, log, env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gateway exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2, trust_env=False).status_code == 200:
-                return gateway
-        except httpx.TransportError:
-            time.sleep(0.05)
-    gateway.stop()
-    raise RuntimeError(f"gateway did not start: {log.read_text()[-2000:]}")
+    wait_until_up(f"{url}/health", proc, log, gateway.stop)
+    return gateway

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -213,12 +213,30 @@ class InferenceService:
                 )
 
     async def lease(
-        self, model: Model, options: dict[str, Any], keep_alive: float | None
+        self,
+        model: Model,
+        options: dict[str, Any],
+        keep_alive: float | None,
+        *,
+        embedding: bool = False,
     ) -> tuple[Lease, RunnerSpec]:
         spec = self.runner_spec(model, options)
+        if embedding:
+            spec = self._embedding_spec(spec)
         info = {"model": model, "size": self._runner_size(model, spec)}
-        lease = await self.scheduler.acquire(spec, keep_alive=keep_alive, info=info)
+        lease = await self.scheduler.acquire(
+            spec, keep_alive=keep_alive, info=info, generating=not embedding
+        )
         return lease, spec
+
+    def _embedding_spec(self, spec: RunnerSpec) -> RunnerSpec:
+        """Embeddings use the model's runner while it is not generating, else a runner of their
+        own (kept once loaded): llama.cpp's server never batches an embedding with
+        generations, so on a generating runner it would wait until every generation ends."""
+        own = replace(spec, embeddings_only=True)
+        if self.scheduler.has(own) or self.scheduler.generating(spec):
+            return own
+        return spec
 
     def _runner_size(self, model: Model, spec: RunnerSpec) -> int:
         kv = kv_cache_bytes(model.gguf, spec.num_ctx * spec.num_parallel, spec.kv_cache_type)
@@ -459,7 +477,7 @@ class InferenceService:
         else:
             inputs = list(req.input)
         options = self.options_for(model, req.options)
-        lease, spec = await self.lease(model, options, req.keep_alive)
+        lease, spec = await self.lease(model, options, req.keep_alive, embedding=True)
         async with lease:
             stats.load_duration = lease.load_duration
             if not inputs:
@@ -486,7 +504,7 @@ class InferenceService:
         if "embedding" not in model.capabilities:
             raise UnsupportedCapability(f"{model.name.full()} does not support embedding")
         options = self.options_for(model, req.options)
-        lease, spec = await self.lease(model, options, req.keep_alive)
+        lease, spec = await self.lease(model, options, req.keep_alive, embedding=True)
         async with lease:
             if not req.prompt:
                 return {"embedding": []}
@@ -510,7 +528,8 @@ class InferenceService:
         _used_model(model)
         if "embedding" not in model.capabilities:
             raise UnsupportedCapability(f"{model.name.full()} does not support embedding")
-        lease, spec = await self.lease(model, self.options_for(model, options), keep_alive)
+        options = self.options_for(model, options)
+        lease, spec = await self.lease(model, options, keep_alive, embedding=True)
         async with lease:
             vectors, count, _ = await self._embed(
                 lease, spec, inputs, truncate=truncate, normalize=True, model_name=model_name

@@ -97,8 +97,11 @@ class Reply:
 
     async def _receive(self) -> None:
         try:
-            async with asyncio.timeout(self._timeout):
+            if self._timeout is None:
                 data = await self._conn.reader.read(READ_SIZE)
+            else:
+                async with asyncio.timeout(self._timeout):
+                    data = await self._conn.reader.read(READ_SIZE)
         except TimeoutError as exc:
             raise PeerTimeout(
                 f"no answer from {self._peer.address} in {self._timeout:g} s"
@@ -156,14 +159,22 @@ class Reply:
             self._peer.release(self._conn)
         else:
             self._conn.close()
+        if self._peer.bound is not None:
+            self._peer.bound.release()
 
 
 class Peer:
-    """Requests to one ``http://host:port`` or ``https://host:port`` (a path prefix is kept)."""
+    """Requests to one ``http://host:port``, ``https://host:port`` (a path prefix is kept) or
+    ``unix:///path/to.sock``. With ``max_connections``, at most that many replies are open at
+    once; a request beyond them waits for one to close."""
 
-    def __init__(self, address: str, *, max_idle: int = 64) -> None:
-        parts = urlsplit(address)
+    def __init__(
+        self, address: str, *, max_idle: int = 64, max_connections: int | None = None
+    ) -> None:
         self.address = address
+        self.bound = asyncio.Semaphore(max_connections) if max_connections else None
+        self._unix = address.removeprefix("unix://") if address.startswith("unix://") else None
+        parts = urlsplit("http://localhost" if self._unix else address)
         self._tls = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or (443 if self._tls else 80)
@@ -178,9 +189,12 @@ class Peer:
     async def _connect(self) -> _Connection:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                reader, writer = await asyncio.open_connection(
-                    self._host, self._port, ssl=self._ssl, limit=READ_SIZE
-                )
+                if self._unix is not None:
+                    reader, writer = await asyncio.open_unix_connection(self._unix, limit=READ_SIZE)
+                else:
+                    reader, writer = await asyncio.open_connection(
+                        self._host, self._port, ssl=self._ssl, limit=READ_SIZE
+                    )
         except (OSError, TimeoutError) as exc:
             raise PeerError(f"{self.address} unreachable: {exc or type(exc).__name__}") from exc
         return _Connection(reader, writer)
@@ -230,6 +244,23 @@ class Peer:
         elif stream is None and method in ("POST", "PUT", "PATCH"):
             length = 0
         head = self._head(method, path, headers, length)
+        if self.bound is None:
+            return await self._send(method, head, body, stream, timeout)
+        await self.bound.acquire()
+        try:
+            return await self._send(method, head, body, stream, timeout)
+        except BaseException:
+            self.bound.release()
+            raise
+
+    async def _send(
+        self,
+        method: str,
+        head: bytes,
+        body: bytes | None,
+        stream: AsyncIterator[bytes] | None,
+        timeout: float | None,
+    ) -> Reply:
         conn = self._pooled()
         while True:
             fresh = conn is None

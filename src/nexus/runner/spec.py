@@ -28,6 +28,14 @@ class RunnerSpec:
     projectors: tuple[str, ...] = ()
     #: Mean pooling for models whose GGUF names no pooling, so chat models also embed.
     mean_pooling: bool = True
+    #: A second runner of the same weights for embeddings only: llama.cpp's server never
+    #: batches an embedding with generations, so on a generating runner it would wait for all.
+    embeddings_only: bool = False
+
+    @property
+    def key(self) -> tuple[str, bool]:
+        """What the scheduler keeps one runner for."""
+        return self.model_path, self.embeddings_only
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

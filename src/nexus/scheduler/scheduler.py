@@ -54,6 +54,8 @@ class LoadedModel:
     load_duration: float = 0.0
     #: Slots held by requests now (at most ``spec.num_parallel``).
     busy: int = 0
+    #: Of those, slots held by generations (not embeddings).
+    generating: int = 0
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -62,11 +64,20 @@ class LoadedModel:
 class Lease:
     """A request's hold on a runner slot; release it exactly once (``async with`` does)."""
 
-    def __init__(self, scheduler: Scheduler, model: LoadedModel, load_duration: float) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        model: LoadedModel,
+        load_duration: float,
+        generating: bool = True,
+    ) -> None:
         self.scheduler = scheduler
         self.model = model
         self.load_duration = load_duration
+        self.generating = generating
         self._released = False
+        if generating:
+            model.generating += 1
 
     @property
     def runner(self) -> Runner:
@@ -75,6 +86,8 @@ class Lease:
     def release(self) -> None:
         if not self._released:
             self._released = True
+            if self.generating:
+                self.model.generating -= 1
             self.scheduler._release(self.model)
 
     async def __aenter__(self) -> Lease:
@@ -99,7 +112,7 @@ class Scheduler:
         self.default_keep_alive = default_keep_alive
         self.max_loaded = max(1, max_loaded)
         self.max_queue = max_queue
-        self._loaded: dict[str, LoadedModel] = {}
+        self._loaded: dict[tuple[str, bool], LoadedModel] = {}
         self._load_lock = asyncio.Lock()
         self._waiting = 0
         self._changed = asyncio.Event()
@@ -119,8 +132,10 @@ class Scheduler:
         *,
         keep_alive: float | None = None,
         info: dict[str, Any] | None = None,
+        generating: bool = True,
     ) -> Lease:
-        """Return a lease on a slot of a runner for ``spec``, loading it if need be.
+        """Return a lease on a slot of a runner for ``spec``, loading it if need be
+        (``generating``: for a generation, not an embedding).
 
         A request that has to wait (for a load or for a free slot) counts against the queue;
         past ``max_queue`` waiting requests it fails at once with ``Busy``.
@@ -131,7 +146,7 @@ class Scheduler:
             self._attach(model, keep_alive, info)
             await model.slots.acquire()  # a free slot: returns without suspending
             model.busy += 1
-            return Lease(self, model, time.monotonic() - started)
+            return Lease(self, model, time.monotonic() - started, generating)
         must_wait = model is not None or self._load_lock.locked()
         if must_wait and self._waiting >= self.max_queue:
             raise Busy()
@@ -148,12 +163,12 @@ class Scheduler:
                 self._after_release(model)
                 raise
             model.busy += 1
-            return Lease(self, model, time.monotonic() - started)
+            return Lease(self, model, time.monotonic() - started, generating)
         finally:
             self._waiting -= int(must_wait)
 
     def _attachable(self, spec: RunnerSpec) -> LoadedModel | None:
-        model = self._loaded.get(spec.model_path)
+        model = self._loaded.get(spec.key)
         if model is None or model.evicting or model.spec != spec or not model.runner.alive:
             return None
         return model
@@ -173,7 +188,7 @@ class Scheduler:
         model.expires_at = time.time() + model.keep_alive
 
     async def _load(self, spec: RunnerSpec, info: dict[str, Any] | None) -> LoadedModel:
-        old = self._loaded.get(spec.model_path)
+        old = self._loaded.get(spec.key)
         if old is not None:
             await self._unload_when_idle(old)
         while len(self._loaded) >= self.max_loaded:
@@ -194,8 +209,14 @@ class Scheduler:
             info=dict(info or {}),
             load_duration=time.monotonic() - started,
         )
-        self._loaded[spec.model_path] = model
-        log.info("loaded %s (pid %s) in %.2fs", spec.model_path, runner.pid, model.load_duration)
+        self._loaded[spec.key] = model
+        log.info(
+            "loaded %s%s (pid %s) in %.2fs",
+            spec.model_path,
+            " for embeddings" if spec.embeddings_only else "",
+            runner.pid,
+            model.load_duration,
+        )
         for listener in self.load_listeners:
             listener(model)
         return model
@@ -218,8 +239,8 @@ class Scheduler:
         if model.stopped:
             return
         model.stopped = True
-        if self._loaded.get(model.spec.model_path) is model:
-            del self._loaded[model.spec.model_path]
+        if self._loaded.get(model.spec.key) is model:
+            del self._loaded[model.spec.key]
         if model.timer is not None:
             model.timer.cancel()
             model.timer = None
@@ -239,7 +260,7 @@ class Scheduler:
             return
         model.idle.set()
         self._changed.set()
-        if self._loaded.get(model.spec.model_path) is not model:
+        if self._loaded.get(model.spec.key) is not model:
             return
         if model.evicting or model.keep_alive == 0 or not model.runner.alive:
             asyncio.get_running_loop().create_task(self._stop(model))
@@ -253,17 +274,25 @@ class Scheduler:
             model.expires_at = math.inf
 
     async def _expire(self, model: LoadedModel) -> None:
-        if model.refcount == 0 and self._loaded.get(model.spec.model_path) is model:
+        if model.refcount == 0 and self._loaded.get(model.spec.key) is model:
             await self._stop(model)
 
     async def unload(self, model_path: str) -> None:
-        """Unload now if idle, else as soon as its requests finish (``keep_alive: 0``)."""
-        model = self._loaded.get(model_path)
-        if model is None:
-            return
-        model.keep_alive = 0
-        if model.refcount == 0:
-            await self._stop(model)
+        """Unload now if idle, else as soon as its requests finish (``keep_alive: 0``); the
+        weights' embeddings runner too."""
+        for model in [m for m in self._loaded.values() if m.spec.model_path == model_path]:
+            model.keep_alive = 0
+            if model.refcount == 0:
+                await self._stop(model)
+
+    def generating(self, spec: RunnerSpec) -> bool:
+        """Whether the runner for ``spec`` is loaded and generating now."""
+        model = self._loaded.get(spec.key)
+        return model is not None and model.spec == spec and model.generating > 0
+
+    def has(self, spec: RunnerSpec) -> bool:
+        """Whether a runner for exactly ``spec`` is loaded and usable."""
+        return self._attachable(spec) is not None
 
     async def shutdown(self) -> None:
         for model in list(self._loaded.values()):

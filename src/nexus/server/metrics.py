@@ -161,7 +161,7 @@ class SchedulerCollector(Collector):
         )
         queue.add_metric([], scheduler.waiting)
         count = GaugeMetricFamily("nexus_loaded_models", "Models loaded in runners")
-        count.add_metric([], len(loaded))
+        count.add_metric([], len({model_label(m) for m in loaded}))
         in_flight = GaugeMetricFamily(
             "nexus_requests_in_flight", "Requests being answered, scrapes excluded"
         )

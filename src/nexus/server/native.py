@@ -131,12 +131,15 @@ async def ps(request: Request) -> Response:
     state = state_of(request)
     now = datetime.now(UTC)
     models = []
-    for loaded in state.scheduler.loaded():
+    shown: set[str] = set()
+    # a model's embeddings runner is the same model: listed once, by its main runner if any
+    for loaded in sorted(state.scheduler.loaded(), key=lambda m: m.spec.embeddings_only):
         if not loaded.runner.alive:
             continue
         model = loaded.info.get("model")
-        if model is None:
+        if model is None or model.display_name in shown:
             continue
+        shown.add(model.display_name)
         if loaded.refcount > 0 or not math.isfinite(loaded.keep_alive):
             until = now + timedelta(seconds=min(loaded.keep_alive, 1e10))
         else:

@@ -1,0 +1,57 @@
+"""An embedding does not wait for the generations running on its model (llama.cpp's server
+never batches the two, so it gets a runner of its own while the model generates)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support import DEFAULT_MODEL, ServerProcess, start_server
+
+COUNTING = {"model": DEFAULT_MODEL, "prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "raw": True,
+            "options": {"num_predict": 4000, "temperature": 0}}  # fmt: skip
+
+
+@pytest.fixture
+def four_slots(models_dir: Path, tmp_path: Path) -> Iterator[ServerProcess]:
+    srv = start_server(
+        models_dir, tmp_path / "server.log", OLLAMA_NUM_PARALLEL="4", OLLAMA_CONTEXT_LENGTH="4096"
+    )
+    yield srv
+    srv.stop()
+
+
+def busy_slots(http: httpx.Client) -> float:
+    families = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
+    return sum(s.value for s in families["nexus_slots_busy"].samples)
+
+
+def test_embed_answers_while_generations_run(four_slots: ServerProcess) -> None:
+    with four_slots.client() as http, four_slots.client() as streams:
+        http.post("/api/embed", json={"model": DEFAULT_MODEL, "input": "warm"}).raise_for_status()
+        with (
+            streams.stream("POST", "/api/generate", json=COUNTING) as first,
+            streams.stream("POST", "/api/generate", json=COUNTING) as second,
+        ):
+            lines = [first.iter_lines(), second.iter_lines()]
+            for stream in lines:
+                assert json.loads(next(stream))["done"] is False
+            embedded = http.post("/api/embed", json={"model": DEFAULT_MODEL, "input": "°"})
+            assert embedded.status_code == 200
+            assert len(embedded.json()["embeddings"][0]) > 10
+            # both generations were still running when the embedding came back
+            assert busy_slots(http) >= 2
+            for stream in lines:
+                assert json.loads(next(stream))["done"] is False
+            names = [m["name"] for m in http.get("/api/ps").json()["models"]]
+            assert names == [DEFAULT_MODEL]
+            for stream in lines:
+                stream.close()
+        assert len(four_slots.runner_pids()) == 2
+        http.post("/api/generate", json={"model": DEFAULT_MODEL, "keep_alive": 0})
+        assert http.get("/api/ps").json()["models"] == []
