@@ -19,6 +19,7 @@ from typing import Any
 from nexus.gateway import models
 from nexus.gateway.accounting import NATIVE, family
 from nexus.gateway.asgi import (
+    Message,
     Receive,
     RequestHeaders,
     Scope,
@@ -142,7 +143,7 @@ class GatewayApp:
         model = ""
         try:
             if path in OPEN:
-                await self._open(path, method, send)
+                await self._open(path, method, _timed(send, started))
                 return
             headers = RequestHeaders(scope["headers"])
             if path in MODEL_ROUTES:
@@ -155,7 +156,7 @@ class GatewayApp:
                     raise MethodNotAllowed(f"{method} is not allowed on {path}")
                 key = await self.auth.authenticate(headers.token)
                 route = route or "/v1/models/{model}"
-                outcome = await self._listing(scope, receive, send, headers, key)
+                outcome = await self._listing(scope, receive, _timed(send, started), headers, key)
             elif path in ADMIN_ROUTES or path.startswith("/api/blobs/"):
                 route = route or "/api/blobs/{digest}"
                 key = await self.auth.authenticate(headers.token)
@@ -331,6 +332,21 @@ class GatewayApp:
             NATIVE, method, path, scope.get("query_string", b""), headers.forward, body or None
         )
         return await self._proxied(send, receive, request, [backend])
+
+
+def _timed(send: Send, started: float) -> Send:
+    """``send`` adding ``x-nexus-overhead-ms`` to a reply the gateway writes itself."""
+
+    async def timed(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            if not any(name == b"x-nexus-overhead-ms" for name, _ in headers):
+                overhead = (time.perf_counter() - started) * 1000
+                headers.append((b"x-nexus-overhead-ms", f"{overhead:.3f}".encode()))
+                message["headers"] = headers
+        await send(message)
+
+    return timed
 
 
 async def _upload(receive: Receive) -> AsyncIterator[bytes]:

@@ -35,6 +35,7 @@ def test_open_routes_need_no_key(stack: Stack) -> None:
         assert http.get("/health").json() == {"status": "ok"}
         ready = http.get("/health/ready")
         assert ready.status_code == 200
+        assert float(ready.headers["x-nexus-overhead-ms"]) >= 0
         assert set(ready.json()["up"]) == {"ollama", "ollama-2"}
 
 
