@@ -60,6 +60,7 @@ def test_backends_from_a_list_and_a_file(tmp_path: Path) -> None:
         ({"NEXUS_GATEWAY_POLL_INTERVAL": "soon"}, "NEXUS_GATEWAY_POLL_INTERVAL"),
         ({"NEXUS_GATEWAY_TIMEOUT": "0"}, "NEXUS_GATEWAY_TIMEOUT"),
         ({"NEXUS_GATEWAY_MAX_BODY": "-1"}, "NEXUS_GATEWAY_MAX_BODY"),
+        ({"NEXUS_GATEWAY_READ_TIMEOUT": "0"}, "NEXUS_GATEWAY_READ_TIMEOUT"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str) -> None:

@@ -76,8 +76,8 @@ def serve() -> None:
     """Start the server (OLLAMA_HOST, OLLAMA_MODELS and the other OLLAMA_* variables apply)."""
     import uvicorn
 
+    from nexus.net.guarded import guarded_protocol
     from nexus.server.app import create_app
-    from nexus.server.limits import guarded_protocol
 
     settings = _settings()
     level = logging.DEBUG if settings.debug else logging.INFO

@@ -221,7 +221,7 @@ class GatewayApp:
     ) -> tuple[Outcome, str]:
         path: str = scope["path"]
         api = family(path)
-        body = await read_body(receive, self.settings.max_body)
+        body = await read_body(receive, self.settings.max_body, self.settings.read_timeout)
         data = parse_json(body)
         model = data.get("model")
         if path == "/api/show" and not model:
@@ -321,13 +321,13 @@ class GatewayApp:
                 scope.get("query_string", b""),
                 headers.forward,
                 None,
-                stream=_upload(receive),
+                stream=_upload(receive, self.settings.read_timeout),
                 length=headers.content_length,
             )
             if headers.content_length is None:
                 raise BadRequest("blob uploads need a Content-Length")
             return await self.proxy.run(send, request, [backend])
-        body = await read_body(receive, self.settings.max_body)
+        body = await read_body(receive, self.settings.max_body, self.settings.read_timeout)
         request = Forward(
             NATIVE, method, path, scope.get("query_string", b""), headers.forward, body or None
         )
@@ -349,9 +349,14 @@ def _timed(send: Send, started: float) -> Send:
     return timed
 
 
-async def _upload(receive: Receive) -> AsyncIterator[bytes]:
+async def _upload(receive: Receive, timeout: float) -> AsyncIterator[bytes]:
+    """A blob upload as it arrives; a client that stalls longer than ``timeout`` is gone."""
     while True:
-        message = await receive()
+        try:
+            async with asyncio.timeout(timeout):
+                message = await receive()
+        except TimeoutError:
+            raise ClientGone from None
         if message["type"] == "http.disconnect":
             raise ClientGone
         chunk = message.get("body", b"")

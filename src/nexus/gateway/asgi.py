@@ -12,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from nexus.gateway.errors import BadRequest, ClientGone, PayloadTooLarge
+from nexus.gateway.errors import BadRequest, ClientGone, PayloadTooLarge, RequestTimeout
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -21,7 +21,6 @@ Send = Callable[[Message], Awaitable[None]]
 RawHeaders = list[tuple[bytes, bytes]]
 
 JSON = b"application/json"
-BODY_TIMEOUT = 60.0
 
 
 class RequestHeaders:
@@ -67,12 +66,12 @@ class RequestHeaders:
             self.token = api_key
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body; 413 past ``limit`` bytes, 408-like 400 when it stalls."""
+async def read_body(receive: Receive, limit: int, timeout: float) -> bytes:
+    """The whole request body; 413 past ``limit`` bytes, 408 when it takes over ``timeout``."""
     chunks: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(BODY_TIMEOUT):
+        async with asyncio.timeout(timeout):
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
@@ -85,7 +84,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
                 if not message.get("more_body"):
                     return b"".join(chunks)
     except TimeoutError:
-        raise BadRequest(f"request body not received within {BODY_TIMEOUT:g} s") from None
+        raise RequestTimeout(f"request body not received within {timeout:g} s") from None
 
 
 def parse_json(body: bytes) -> dict[str, Any]:

@@ -55,6 +55,8 @@ class GatewaySettings:
     timeout: float = 600.0
     #: Largest request body read into memory (blob uploads stream and are not limited).
     max_body: int = 64 * 1024 * 1024
+    #: Seconds a client may take to send its request head, or its body.
+    read_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -98,6 +100,7 @@ class GatewaySettings:
             key_refresh=read.seconds("NEXUS_GATEWAY_KEY_REFRESH", 2.0, minimum=0.05),
             timeout=read.seconds("NEXUS_GATEWAY_TIMEOUT", 600.0, minimum=1.0),
             max_body=read.size("NEXUS_GATEWAY_MAX_BODY", 64 * 1024 * 1024),
+            read_timeout=read.seconds("NEXUS_GATEWAY_READ_TIMEOUT", 30.0, minimum=0.1),
         )
 
 

@@ -39,6 +39,7 @@ def serve() -> None:
     import uvicorn
 
     from nexus.gateway.app import GatewayApp
+    from nexus.net.guarded import guarded_protocol
 
     settings = load_settings()
     logging.basicConfig(
@@ -61,5 +62,6 @@ def serve() -> None:
         access_log=False,
         lifespan="on",
         limit_concurrency=connection_limit(),
+        http=guarded_protocol(settings.read_timeout),
         timeout_graceful_shutdown=5,
     )

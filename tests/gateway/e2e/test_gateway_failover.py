@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,4 +117,33 @@ def test_no_backend_up_is_503_and_not_ready(tmp_path: Path) -> None:
             assert reply.json()["error"]["type"] == "server_error"
             assert httpx.get(f"{gateway.url}/health", trust_env=False).status_code == 200
     finally:
+        gateway.stop()
+
+
+def test_stalled_clients_are_cut_off(tmp_path: Path) -> None:
+    env = gateway_env(tmp_path / "gw.db", OLLAMA_BASE_URL="http://127.0.0.1:9",
+                      NEXUS_GATEWAY_READ_TIMEOUT="0.5", **GATEWAY_ENV)  # fmt: skip
+    key = create_key(env, "k")
+    gateway = start_gateway(env, tmp_path / "gw.log")
+    host, port = gateway.url.removeprefix("http://").split(":")
+    try:
+        silent = [socket.create_connection((host, int(port))) for _ in range(20)]
+        slow_head = socket.create_connection((host, int(port)))
+        slow_head.sendall(b"POST /api/chat HTTP/1.1\r\nHost: x\r\n")
+        stalled = socket.create_connection((host, int(port)))
+        stalled.sendall(
+            b"POST /api/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode()
+            + b"\r\nContent-Length: 100000\r\n\r\n{\"model\""
+        )  # fmt: skip
+        for sock in (*silent, slow_head):
+            sock.settimeout(30)
+            assert sock.recv(1024) == b""  # closed by the gateway
+        stalled.settimeout(30)
+        answer = stalled.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        with gateway.client() as http:
+            assert http.get("/health").status_code == 200
+    finally:
+        for sock in (*silent, slow_head, stalled):
+            sock.close()
         gateway.stop()
