@@ -103,6 +103,14 @@ def test_think_reaches_a_jinja_template(http: httpx.Client, jinja_thinker: str) 
     assert _prompt_tokens(http, jinja_thinker, messages) == thinking  # on by default
     assert _prompt_tokens(http, jinja_thinker, messages, think=False) > thinking
 
+    def generated(think: bool) -> int:
+        body = {"model": jinja_thinker, "prompt": "What is 2+2?", "stream": False, "think": think}
+        r = http.post("/api/generate", json={**body, "options": ONE_TOKEN})
+        assert r.status_code == 200, r.text
+        return int(r.json()["prompt_eval_count"])
+
+    assert generated(False) > generated(True)
+
 
 def test_a_vision_model_gets_at_least_2048_tokens(
     http: httpx.Client, default_gguf: Path, tmp_path: Path

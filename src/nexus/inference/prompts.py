@@ -15,6 +15,7 @@ from typing import Any
 from nexus.api.ollama import ChatRequest, GenerateRequest
 from nexus.errors import ContextOverflow
 from nexus.inference.models import Model, ModelCatalog
+from nexus.inference.thinking import without_past_thinking
 from nexus.inference.toolcalls import CLOSE, OPEN, tools_system_prompt
 from nexus.runner.client import EngineClient
 
@@ -62,6 +63,11 @@ class PromptBuilder:
         tools: list[dict[str, Any]] | None,
         think: Any,
     ) -> RenderedPrompt:
+        if any(
+            m.get("role") == "assistant" and "<think>" in str(m.get("content")) for m in messages
+        ):
+            source = model.template_text or model.gguf.chat_template or ""
+            messages = without_past_thinking(messages, source)
         images = _images_of(messages)
         if images:
             from nexus.template.prompt import tag_images
@@ -76,7 +82,9 @@ class PromptBuilder:
         else:
             if tools:
                 messages = _with_tools_prompt(messages, tools)
-            text = await self.client.apply_template(_to_engine_messages(messages))
+            text = await self.client.apply_template(
+                _to_engine_messages(messages), template_kwargs=_thinking_kwargs(think)
+            )
         return await self._with_media(text, images)
 
     async def _with_media(self, text: str, images: list[str]) -> RenderedPrompt:
@@ -151,8 +159,15 @@ class PromptBuilder:
         if not req.context:
             messages.extend(model.messages)
         messages.append({"role": "user", "content": prompt})
-        text = await self.client.apply_template(_to_engine_messages(messages))
+        text = await self.client.apply_template(
+            _to_engine_messages(messages), template_kwargs=_thinking_kwargs(req.think)
+        )
         return await self._with_media(text, images)
+
+
+def _thinking_kwargs(think: Any) -> dict[str, Any] | None:
+    """``think`` for a Jinja template: ``enable_thinking``, as Qwen3's and others' read it."""
+    return None if think is None else {"enable_thinking": think is not False}
 
 
 def _with_tools_prompt(

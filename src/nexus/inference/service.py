@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 AUTO_PARALLEL = 4
 AUTO_CONTEXT_CAP = 8192
+#: Ollama's least context for a model with a multimodal projector.
+VISION_MIN_CONTEXT = 2048
 #: Inputs per engine request of one embedding call, and tokenizations of it in flight at once:
 #: one request with thousands of inputs must not hold thousands of runner connections.
 EMBED_BATCH = 64
@@ -150,6 +152,8 @@ class InferenceService:
         trained = model.gguf.context_length or AUTO_CONTEXT_CAP
         wanted = options.get("num_ctx") or self.settings.context_length
         num_ctx = int(wanted) if wanted else min(trained, AUTO_CONTEXT_CAP)
+        if model.projectors:
+            num_ctx = max(num_ctx, VISION_MIN_CONTEXT)  # room for the image embeddings
         return max(4, min(num_ctx, trained))
 
     def runner_spec(self, model: Model, options: dict[str, Any]) -> RunnerSpec:

@@ -191,6 +191,24 @@ def parser_for(template_text: str, prompt: str, think: Any) -> ThinkingParser | 
     return parser
 
 
+def without_past_thinking(
+    messages: list[dict[str, Any]], template_text: str
+) -> list[dict[str, Any]]:
+    """``messages`` with the ``<think>`` reasoning an assistant message opens with removed, for
+    the assistant messages before the last user message of a template that thinks in those
+    tags; Ollama leaves earlier reasoning out of the prompt the same way."""
+    if infer_tags(template_text) != _KNOWN_TAGS[0]:
+        return messages
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    out: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        if i < last_user and message.get("role") == "assistant" and message.get("content"):
+            _, content = TagParser(*_KNOWN_TAGS[0]).feed(str(message["content"]))
+            message = {**message, "content": content}
+        out.append(message)
+    return out
+
+
 def default_think(model: Model, think: Any) -> Any:
     """A request's ``think`` with Ollama's default: on for models that can think."""
     if think is None and "thinking" in model.capabilities:
@@ -300,4 +318,5 @@ __all__ = [
     "split_thinking",
     "staged",
     "thinking_parser",
+    "without_past_thinking",
 ]

@@ -95,11 +95,18 @@ class EngineClient:
         return str(data["content"])
 
     async def apply_template(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        template_kwargs: dict[str, Any] | None = None,
     ) -> str:
+        """The prompt the model's Jinja template renders; ``template_kwargs`` are extra
+        variables for it (``enable_thinking``)."""
         body: dict[str, Any] = {"messages": messages}
         if tools:
             body["tools"] = tools
+        if template_kwargs:
+            body["chat_template_kwargs"] = template_kwargs
         data = await self._call("POST", "/apply-template", body)
         return str(data["prompt"])
 
