@@ -372,14 +372,7 @@ def _show_openai(model: str) -> dict[str, Any]:
         "modelfile": "",
         "parameters": "",
         "template": "",
-        "details": {
-            "parent_model": "",
-            "format": "",
-            "family": "",
-            "families": None,
-            "parameter_size": "",
-            "quantization_level": "",
-        },
+        "details": models.unknown_details(),
         "model_info": {},
         "capabilities": ["completion"],
     }

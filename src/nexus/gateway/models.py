@@ -22,6 +22,18 @@ def tagged(name: str) -> str:
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
+def unknown_details() -> dict[str, Any]:
+    """Ollama's ``details`` for a model an OpenAI-compatible backend serves: nothing known."""
+    return {
+        "parent_model": "",
+        "format": "",
+        "family": "",
+        "families": None,
+        "parameter_size": "",
+        "quantization_level": "",
+    }
+
+
 def _openai_row(model_id: str) -> dict[str, Any]:
     return {
         "name": tagged(model_id),
@@ -29,14 +41,7 @@ def _openai_row(model_id: str) -> dict[str, Any]:
         "modified_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "size": 0,
         "digest": "",
-        "details": {
-            "parent_model": "",
-            "format": "",
-            "family": "",
-            "families": None,
-            "parameter_size": "",
-            "quantization_level": "",
-        },
+        "details": unknown_details(),
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,14 +204,8 @@ class Proxy:
             return
         headers = self._head(request, reply, backend)
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        tail = b""
         try:
-            async for chunk in reply.iter_body():
-                if outcome.ttft is None:
-                    outcome.ttft = time.perf_counter() - request.started
-                out = meter.feed(chunk)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            await self._relay(send, request, reply, meter.feed)
             tail = meter.flush()
             if not meter.finished and reply.status == 200:
                 tail += stream_error(request.api, f"backend {backend.name} ended the stream early")
@@ -251,18 +245,27 @@ class Proxy:
         headers.append((b"content-type", b"application/x-ndjson"))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         try:
-            async for chunk in reply.iter_body():
-                if outcome.ttft is None:
-                    outcome.ttft = time.perf_counter() - request.started
-                out = translator.feed(chunk)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            await self._relay(send, request, reply, translator.feed)
             tail = translator.end()
         except PeerError as exc:
             tail = translator.error_line(f"backend {backend.name} failed mid-stream: {exc}")
         self._usage(outcome, translator)
         request.responded = True
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    @staticmethod
+    async def _relay(
+        send: Send, request: Forward, reply: Reply, feed: Callable[[bytes], bytes]
+    ) -> None:
+        """Each piece of the backend's stream, through ``feed``, on to the client as it comes;
+        ``PeerError`` when the backend breaks off."""
+        outcome = request.outcome
+        async for chunk in reply.iter_body():
+            if outcome.ttft is None:
+                outcome.ttft = time.perf_counter() - request.started
+            out = feed(chunk)
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
 
     @staticmethod
     def _count(outcome: Outcome, meter: Meter) -> None:
