@@ -61,17 +61,22 @@ def start_server(models: Path, log: Path, **env: str) -> ServerProcess:
             **env,
         }
     )
-    handle = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nexus.cli.main", "serve"],
-        env=full_env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
+    proc = spawn_nexus(["serve"], full_env, log)
     url = f"http://127.0.0.1:{port}"
     server = ServerProcess(url, models, proc, log)
     wait_until_up(url, proc, log, server.stop)
     return server
+
+
+def spawn_nexus(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``nexus ARGS`` in the background, its output in ``log``."""
+    with log.open("wb") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "nexus.cli.main", *args],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def wait_until_up(

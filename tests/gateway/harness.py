@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import free_port, wait_until_up
+from tests.support import free_port, spawn_nexus, wait_until_up
 
 
 def gateway_env(db: Path, **env: str) -> dict[str, str]:
@@ -87,13 +87,7 @@ def start_gateway(env: dict[str, str], log: Path) -> GatewayProcess:
     """Start ``nexus gateway`` with ``env`` (see ``gateway_env``) and wait until it answers."""
     port = free_port()
     env = {**env, "NEXUS_GATEWAY_HOST": f"127.0.0.1:{port}"}
-    handle = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nexus.cli.main", "gateway"],
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
+    proc = spawn_nexus(["gateway"], env, log)
     url = f"http://127.0.0.1:{port}"
     gateway = GatewayProcess(url, proc, log, env)
     wait_until_up(f"{url}/health", proc, log, gateway.stop)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nexus.errors import NexusError
-from nexus.server.errors import error_body
+from nexus.server.errors import send_error
 
 MISSING = "unauthorized: an API key is required (Authorization: Bearer <key>)"
 INVALID = "unauthorized: invalid API key"
@@ -86,16 +85,8 @@ class ApiKeyAuth:
             await self.app(scope, receive, send)
             return
         exc = Unauthorized(INVALID if candidates else MISSING)
-        body = json.dumps(error_body(path, exc.status, exc.message, exc)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": exc.status,
-                "headers": [
-                    (b"content-type", b"application/json; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        headers = [
+            (b"content-type", b"application/json; charset=utf-8"),
+            (b"www-authenticate", b"Bearer"),
+        ]
+        await send_error(send, path, exc, headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from nexus.errors import NexusError
 
@@ -86,3 +88,14 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+async def send_error(
+    send: Send, path: str, exc: NexusError, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """Answer ``exc`` in the API's own shape from pure ASGI middleware (below the routes'
+    handlers), with ``headers`` beside the body's length."""
+    body = json.dumps(error_body(path, exc.status, exc.message, exc)).encode()
+    head = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": exc.status, "headers": head})
+    await send({"type": "http.response.body", "body": body})

@@ -13,13 +13,12 @@ The deadline on the request head is ``nexus.net.guarded``'s protocol, shared wit
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nexus.errors import NexusError
-from nexus.server.errors import error_body
+from nexus.server.errors import send_error
 
 #: Paths whose bodies are blobs: no size limit, only the read timeout.
 UNLIMITED_PREFIXES = ("/api/blobs/", "/v2/")
@@ -112,19 +111,8 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _send_error(send: Send, path: str, exc: NexusError) -> None:
-    body = json.dumps(error_body(path, exc.status, exc.message, exc)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": exc.status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+    await send_error(send, path, exc, headers)
 
 
 __all__ = ["BodyLimits", "BodyTooLarge", "RequestTimeout"]
