@@ -190,6 +190,9 @@ def validate_error(body: Any, where: str = "error body") -> None:
 
 
 def _check_plain(pointer: str, item: Any, where: str) -> None:
+    if not SPEC_PATH.exists():
+        _warn_no_spec()
+        return
     errors = list(_validator(pointer).iter_errors(item))
     if errors:
         raise AssertionError(f"{where}: " + "; ".join(e.message for e in errors))
