@@ -59,15 +59,18 @@ $(VENV)/.installed-bench: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench $(ARGS)
 
-# Optional: rebuild the engine from its PyPI source for this CPU (about 12 minutes on 2 cores);
-# measured 15-20 % faster than the generic wheel. LLGuidance and TLS need downloads from outside
-# PyPI, so they are left out (JSON schemas then go through llama.cpp's own grammar converter).
-# The wheel is kept in build/engine. deploy/build-engine.sh --help lists the options.
+# Optional: rebuild the engine from its PyPI source for this CPU (about 5 minutes on 2 cores),
+# 15-20 % faster than the generic wheel. Instruction sets this CPU advertises but does not run
+# are left out, and the new engine must load the default model and generate before it replaces
+# the installed one. LLGuidance and TLS need downloads from outside PyPI, so they are left out
+# (JSON schemas then go through llama.cpp's own grammar converter). The wheel is kept in
+# build/engine, the sources (with llama-server built alike, the bench's peer) in build/engine/src.
+# deploy/build-engine.sh --help lists the options.
 engine-native: install
 	deploy/build-engine.sh --python $(BIN)/python
 
 # Optional: the same engine built with CUDA, for the GPUs nvidia-smi lists (or CUDA_ARCHITECTURES,
-# e.g. "86;90"); needs nvcc and cuBLAS, about 7 minutes on 16 cores.
+# e.g. "86;90"); needs nvcc and cuBLAS, about 7.5 minutes on 16 cores.
 engine-cuda: install
 	deploy/build-engine.sh --python $(BIN)/python --cuda
 

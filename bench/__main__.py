@@ -2,7 +2,8 @@
 then the gateway's overhead against LiteLLM's proxy (``bench.gateway``).
 
 Same GGUF, threads, context per slot and greedy decoding for both; both servers stay up and every
-measurement takes turns between them, several runs, medians.
+measurement takes turns between them, several runs, medians. One model after another: the default
+model, a given GGUF, or random-weight models in the shapes of real ones (``--synthetic``).
 Prints a Markdown table and writes it as JSON and a PNG chart under ``bench/results/``.
 """
 
@@ -18,22 +19,32 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.engine_latency import engine_gpus, engine_latency
 from bench.measure import (
     STORY,
+    Burst,
+    CpuTally,
     Target,
+    child_pids,
     concurrent,
+    cpu_ticks,
+    gpu_memory_mib,
+    process_tree,
     prompt_rate,
     request_latency,
     rss_bytes,
     stream_once,
     wait_ready,
 )
+from bench.peer import NoPeer, describe_engine, llama_server
 from bench.report import render_chart, render_table
+from bench.synthetic import SHAPES, WEIGHTS, synthesize
 from nexus.runner.spec import default_threads
 from nexus.store.create import CreateSpec, create_model
 from nexus.store.default_model import default_gguf_path
@@ -42,6 +53,12 @@ from nexus.store.store import Store
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "bench:latest"
 TTFT_SAMPLES = 10  # per target and run (their median): a short request each, so cheap
+CPU_STREAMS = [1, 4, 8, 16]
+GPU_STREAMS = [1, 8, 32, 64]
+ONE_TOKEN_ROUNDS = 30
+ONE_TOKEN_WARMUP = 3  # rounds that warm caches and connections, not counted
+#: Groups of a target's server processes whose CPU time is read, each a function giving their pids.
+Watched = dict[str, Callable[[], list[int]]]
 
 
 def free_port() -> int:
@@ -50,16 +67,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def child_pids(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
+async def watched_burst(
+    client: httpx.AsyncClient, target: Target, streams: int, n_predict: int, watched: Watched
+) -> tuple[Burst, dict[str, int]]:
+    """Simultaneous generations, and the CPU ticks each group of server processes spent on them."""
+    pids = {group: find() for group, find in watched.items()}
+    before = {group: cpu_ticks(members) for group, members in pids.items()}
+    burst = await concurrent(client, target, streams, n_predict)
+    return burst, {group: cpu_ticks(members) - before[group] for group, members in pids.items()}
 
 
 def measure_interleaved(
-    targets: list[Target], args: argparse.Namespace
+    targets: list[Target], watched: dict[str, Watched], args: argparse.Namespace
 ) -> dict[str, dict[str, list[float]]]:
     """Every figure for every target, one value per run, the targets taking turns (their order
-    rotating each run): slow drifts of a shared machine then weigh on all of them alike."""
+    rotating each run): slow drifts of a shared machine then weigh on all of them alike. CPU per
+    token: the server processes' CPU time over all aggregate phases of a run, per token."""
     samples: dict[str, dict[str, list[float]]] = {t.name: {} for t in targets}
 
     def add(target: Target, key: str, value: float) -> None:
@@ -85,10 +108,17 @@ def measure_interleaved(
                     add(target, "decode_tps", single.decode_rate)
                 for target in order:
                     add(target, "prompt_tps", await prompt_rate(client, target))
+                tallies = {target.name: CpuTally() for target in targets}
                 for streams in args.concurrency:
                     for target in order:
-                        rate = await concurrent(client, target, streams, args.n_predict)
-                        add(target, f"aggregate_{streams}_tps", rate)
+                        burst, ticks = await watched_burst(
+                            client, target, streams, args.n_predict, watched[target.name]
+                        )
+                        add(target, f"aggregate_{streams}_tps", burst.rate)
+                        tallies[target.name].add(burst.tokens, ticks)
+                for target in order:
+                    for key, value in tallies[target.name].us_per_token().items():
+                        add(target, key, value)
 
     asyncio.run(all_runs())
     return samples
@@ -123,51 +153,27 @@ NEXUS_ONE_TOKEN = {"model": MODEL, "prompt": "Hello", "raw": True, "stream": Fal
                    "options": {"num_predict": 1, "temperature": 0}}  # fmt: skip
 
 
-def one_token_latencies(
-    nexus_url: str, peer_url: str | None, args: argparse.Namespace, gguf: Path
-) -> dict[str, float]:
-    """Milliseconds for one one-token request: to Nexus (``/api/generate``), to llama-server
-    (``/completion``) and to the same engine in this process without any HTTP, taking turns."""
-    import xllamacpp as xlc
-
-    from nexus.runner.__main__ import build_params
-    from nexus.runner.spec import RunnerSpec
-
-    spec = RunnerSpec(
-        model_path=str(gguf), num_ctx=args.ctx, num_parallel=1, num_thread=args.threads
-    )
-    engine = xlc.Server(build_params(spec))
+def one_token_latencies(nexus_url: str, peer_url: str | None) -> dict[str, float]:
+    """Milliseconds for one one-token request to Nexus (``/api/generate``) and to llama-server
+    (``/completion``), taking turns; the engine without HTTP is measured apart
+    (``bench.engine_latency``)."""
 
     async def run() -> dict[str, float]:
-        times: dict[str, list[float]] = {"nexus": [], "engine": []}
+        urls = {"nexus": (f"{nexus_url}/api/generate", NEXUS_ONE_TOKEN)}
+        if peer_url:
+            urls["peer"] = (f"{peer_url}/completion", ONE_TOKEN)
+        times: dict[str, list[float]] = {name: [] for name in urls}
+        names = list(urls)
         async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
-
-            async def in_process() -> float:
-                start = time.perf_counter()
-                engine.handle_completions(dict(ONE_TOKEN))
-                return time.perf_counter() - start
-
-            measures = {
-                "nexus": lambda: request_latency(
-                    client, f"{nexus_url}/api/generate", NEXUS_ONE_TOKEN
-                ),
-                "engine": in_process,
-            }
-            if peer_url:
-                times["peer"] = []
-                measures["peer"] = lambda: request_latency(
-                    client, f"{peer_url}/completion", ONE_TOKEN
-                )
-            names = list(measures)
-            for round_ in range(33):
+            for round_ in range(ONE_TOKEN_WARMUP + ONE_TOKEN_ROUNDS):
                 shift = round_ % len(names)
                 for name in names[shift:] + names[:shift]:
-                    elapsed = await measures[name]()
-                    if round_ >= 3:  # the first rounds warm caches and connections
+                    elapsed = await request_latency(client, *urls[name])
+                    if round_ >= ONE_TOKEN_WARMUP:
                         times[name].append(elapsed * 1000)
         return {name: statistics.median(values) for name, values in times.items()}
 
-    return asyncio.run(run())  # the engine stops when this frame goes
+    return asyncio.run(run())
 
 
 def start_nexus(
@@ -211,25 +217,25 @@ def start_nexus(
 
 
 def start_peer(
-    args: argparse.Namespace, gguf: Path
+    args: argparse.Namespace, gguf: Path, gpu: bool
 ) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
-    from bench.peer import llama_server
-
-    binary = llama_server()
+    binary = args.peer
     port = free_port()
     parallel = max(args.concurrency)
+    # every layer on the GPU, as Nexus's runner fits all it can (n_gpu_layers -1)
+    offload = ["-ngl", "999"] if gpu else []
     started = time.perf_counter()
     proc = subprocess.Popen(
         [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
          "-np", str(parallel), "-c", str(args.ctx * parallel), "-t", str(args.threads),
-         "-tb", str(args.threads), "--jinja", "--no-kv-unified"],
+         "-tb", str(args.threads), "--jinja", "--no-kv-unified", *offload],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     out: dict[str, Any] = {}
     try:
-        out["cold_load_s"] = asyncio.run(wait_ready(f"{url}/health"))
+        out["cold_load_s"] = asyncio.run(wait_ready(f"{url}/health", timeout=600))
         out["startup_s"] = time.perf_counter() - started
         out["loaded_rss_mb"] = rss_bytes(proc.pid) / 1e6
     except BaseException:
@@ -244,26 +250,43 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(30)
 
 
-def engine_build() -> str:
-    """Which xllamacpp runs: the portable PyPI wheel, or one built here (``make engine-native``)."""
-    from importlib.metadata import distribution
-
-    dist = distribution("xllamacpp")
-    tags = dist.read_text("WHEEL") or ""
-    kind = "PyPI wheel" if "manylinux" in tags else "built for this machine"
-    return f"xllamacpp {dist.version}, {kind}"
+def comma_list(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    return lambda text: [kind(item.strip()) for item in text.split(",") if item.strip()]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
-    parser.add_argument("--gguf", type=Path, default=None, help="GGUF file (default: SmolLM2)")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--gguf", type=Path, default=None, help="GGUF file (default: SmolLM2)")
+    model.add_argument(
+        "--synthetic",
+        choices=sorted(SHAPES),
+        help="random weights in the shape of SmolLM2-135M, Llama-3.2-1B or Llama-3.1-8B, "
+        "with SmolLM2's tokenizer",
+    )
+    parser.add_argument(
+        "--weights",
+        type=comma_list(str),
+        default=None,
+        help=f"with --synthetic: weight types, measured in turn (default: {','.join(WEIGHTS)})",
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--ctx", type=int, default=1024, help="context per slot")
     parser.add_argument("--n-predict", type=int, default=128)
-    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[1, 4, 8, 16])  # fmt: skip
+    parser.add_argument(
+        "--concurrency",
+        type=comma_list(int),
+        default=None,
+        help="stream counts (default: 1,8,32,64 with a GPU, else 1,4,8,16)",
+    )
     parser.add_argument("--skip-peer", action="store_true", help="measure Nexus alone")
+    parser.add_argument(
+        "--peer",
+        type=Path,
+        default=None,
+        help="llama-server binary (default: built from the installed engine's own sources)",
+    )
     parser.add_argument("--skip-pull", action="store_true", help="skip the pull measurement")
     parser.add_argument(
         "--only",
@@ -280,64 +303,48 @@ def main() -> None:
     parser.add_argument("--skip-litellm", action="store_true",
                         help="gateway section without LiteLLM's proxy")  # fmt: skip
     args = parser.parse_args()
+    if args.weights is not None and not args.synthetic:
+        parser.error("--weights goes with --synthetic")
+    if args.weights and not set(args.weights) <= set(WEIGHTS):
+        parser.error(f"--weights: choose from {','.join(WEIGHTS)}")
     if args.only != "gateway":
         engine_bench(args)
     if args.only != "llama":
         gateway_bench(args)
 
 
+def model_files(args: argparse.Namespace) -> list[Path]:
+    """The GGUFs to measure in turn, synthetic ones written first if not cached."""
+    if not args.synthetic:
+        return [(args.gguf or default_gguf_path()).resolve()]
+    return [synthesize(args.synthetic, weights) for weights in args.weights or WEIGHTS]
+
+
 def engine_bench(args: argparse.Namespace) -> None:
-    """Nexus against llama-server on the same model, side by side."""
-    gguf = (args.gguf or default_gguf_path()).resolve()
+    """Nexus against llama-server on the same models, side by side."""
+    gpus = engine_gpus()
+    if not args.skip_peer and args.peer is None:
+        try:
+            args.peer = llama_server()
+        except NoPeer as exc:
+            print(f"measuring Nexus alone: {exc}", file=sys.stderr)
+            args.skip_peer = True
+    if args.concurrency is None:
+        args.concurrency = GPU_STREAMS if gpus else CPU_STREAMS
+    machine = f"{os.cpu_count()} CPUs" + (f", {', '.join(gpus)}" if gpus else "")
     results: dict[str, Any] = {
-        "model": gguf.name,
         "threads": args.threads,
         "ctx_per_slot": args.ctx,
         "n_predict": args.n_predict,
         "runs": args.runs,
-        "machine": f"{os.cpu_count()} CPUs",
-        "engine_build": engine_build(),
+        "concurrency": args.concurrency,
+        "machine": machine,
+        "engine_build": describe_engine(),
+        "variants": [],
     }
-    nexus_proc = peer_proc = None
-    with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
-        models = Path(tmp)
-        store = Store(models)
-        digest, _ = store.blobs.import_file(gguf)
-        # the bench's thread count for Nexus too (llama-server gets it as -t/-tb)
-        spec = CreateSpec(
-            model=MODEL, files={gguf.name: digest}, parameters={"num_thread": args.threads}
-        )
-        create_model(store, spec, lambda status: None)
-        try:
-            print("starting Nexus ...", file=sys.stderr)
-            nexus_proc, nexus_url, results["nexus"] = start_nexus(args, models)
-            targets = [
-                Target("chat", nexus_url, "ollama", MODEL),
-                Target("openai", nexus_url, "openai", MODEL),
-            ]
-            if not args.skip_peer:
-                print("starting llama-server ...", file=sys.stderr)
-                peer_proc, peer_url, results["peer"] = start_peer(args, gguf)
-                targets.append(Target("peer", peer_url, "openai", "bench"))
-            print(f"measuring {len(targets)} targets, taking turns ...", file=sys.stderr)
-            runs = measure_interleaved(targets, args)
-            print(
-                "one-token requests, and the engine in-process, taking turns ...", file=sys.stderr
-            )
-            latency = one_token_latencies(
-                nexus_url, None if args.skip_peer else peer_url, args, gguf
-            )
-        finally:
-            stop(nexus_proc)
-            stop(peer_proc)
-    peer_runs = runs.get("peer")
-    results["nexus"]["chat"] = summarize(runs["chat"], peer_runs)
-    results["nexus"]["openai"] = summarize(runs["openai"], peer_runs)
-    if peer_runs:
-        results["peer"]["openai"] = summarize(peer_runs, None)
-        results["peer"]["request_latency_ms"] = latency["peer"]
-    results["nexus"]["request_latency_ms"] = latency["nexus"]
-    results["engine"] = {"request_latency_ms": latency["engine"]}
+    for gguf in model_files(args):
+        print(f"model {gguf.name}:", file=sys.stderr)
+        results["variants"].append(bench_variant(gguf, args, bool(gpus)))
     if not args.skip_pull:
         from bench.pull import measure_pull
 
@@ -345,10 +352,91 @@ def engine_bench(args: argparse.Namespace) -> None:
         results["pull"] = measure_pull()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = render_table(results, args.concurrency)
+    table = render_table(results)
     (RESULTS / "bench.md").write_text(table)
-    render_chart(results, args.concurrency, RESULTS / "throughput.png")
     print(table)
+    write_chart(results)
+
+
+def write_chart(results: dict[str, Any]) -> None:
+    try:
+        render_chart(results, RESULTS / "throughput.png")
+    except ImportError as exc:  # matplotlib comes with the bench extra, which make bench installs
+        print(f"no chart: {exc}", file=sys.stderr)
+
+
+def import_model(gguf: Path, models: Path, threads: int) -> None:
+    store = Store(models)
+    digest, _ = store.blobs.import_file(gguf)
+    # the bench's thread count for Nexus too (llama-server gets it as -t/-tb)
+    spec = CreateSpec(model=MODEL, files={gguf.name: digest}, parameters={"num_thread": threads})
+    create_model(store, spec, lambda status: None)
+
+
+def bench_variant(gguf: Path, args: argparse.Namespace, gpu: bool) -> dict[str, Any]:
+    """Every figure for one model: both servers up and taking turns, then the engine alone."""
+    with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
+        import_model(gguf, Path(tmp), args.threads)
+        variant, runs, latency = measure_servers(gguf, Path(tmp), args, gpu)
+    # after the HTTP rounds, with both servers stopped: the engine alone, in a child process
+    print("one-token requests to the engine in-process ...", file=sys.stderr)
+    engine = engine_latency(gguf, args.ctx, args.threads)
+    return summarize_variant(variant, runs, latency, engine)
+
+
+def measure_servers(
+    gguf: Path, models: Path, args: argparse.Namespace, gpu: bool
+) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]], dict[str, float]]:
+    """Start-up figures, the per-run samples of every target, the one-token latencies."""
+    variant: dict[str, Any] = {"model": gguf.name}
+    nexus_proc = peer_proc = None
+    peer_url = None
+    try:
+        print("starting Nexus ...", file=sys.stderr)
+        nexus_proc, nexus_url, variant["nexus"] = start_nexus(args, models)
+        front = nexus_proc.pid
+        nexus_watch: Watched = {"front": lambda: [front], "runner": lambda: child_pids(front)}
+        targets = [
+            Target("chat", nexus_url, "ollama", MODEL),
+            Target("openai", nexus_url, "openai", MODEL),
+        ]
+        watched = {"chat": nexus_watch, "openai": nexus_watch}
+        if not args.skip_peer:
+            print("starting llama-server ...", file=sys.stderr)
+            peer_proc, peer_url, variant["peer"] = start_peer(args, gguf, gpu)
+            targets.append(Target("peer", peer_url, "openai", "bench"))
+            peer_pid = peer_proc.pid
+            watched["peer"] = {"server": lambda: [peer_pid]}
+        print(f"measuring {len(targets)} targets, taking turns ...", file=sys.stderr)
+        runs = measure_interleaved(targets, watched, args)
+        variant["nexus"]["gpu_memory_mib"] = gpu_memory_mib(process_tree(front))
+        if peer_proc is not None:
+            variant["peer"]["gpu_memory_mib"] = gpu_memory_mib(process_tree(peer_proc.pid))
+        print("one-token requests, taking turns ...", file=sys.stderr)
+        latency = one_token_latencies(nexus_url, peer_url)
+    finally:
+        stop(nexus_proc)
+        stop(peer_proc)
+    return variant, runs, latency
+
+
+def summarize_variant(
+    variant: dict[str, Any],
+    runs: dict[str, dict[str, list[float]]],
+    latency: dict[str, float],
+    engine: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Medians and paired ratios; ``engine`` None where its child process gave no result."""
+    peer_runs = runs.get("peer")
+    nexus = variant["nexus"]
+    nexus["chat"] = summarize(runs["chat"], peer_runs)
+    nexus["openai"] = summarize(runs["openai"], peer_runs)
+    nexus["request_latency_ms"] = latency["nexus"]
+    if peer_runs:
+        variant["peer"]["openai"] = summarize(peer_runs, None)
+        variant["peer"]["request_latency_ms"] = latency["peer"]
+    variant["engine"] = engine
+    return variant
 
 
 def gateway_bench(args: argparse.Namespace) -> None:

@@ -1,13 +1,16 @@
-"""Client-side measurements over HTTP: time to first token, decode and prompt speed, load."""
+"""Client-side measurements over HTTP (time to first token, decode and prompt speed, load) and
+the servers' side of them read from /proc and nvidia-smi (CPU time, resident and GPU memory)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import subprocess
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -119,17 +122,29 @@ async def _stream_once(
     return Stream(first - start, tokens, last - first, prompt_tokens, prompt_seconds)
 
 
+@dataclass(frozen=True)
+class Burst:
+    """Simultaneous generations: the tokens streamed in all, and the seconds they took."""
+
+    tokens: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
 async def concurrent(
     client: httpx.AsyncClient, target: Target, streams: int, n_predict: int
-) -> float:
-    """Aggregate decode tokens/s of ``streams`` simultaneous generations."""
+) -> Burst:
+    """``streams`` simultaneous generations (their aggregate rate is ``Burst.rate``)."""
     nonce = secrets.token_hex(4)  # fresh prompts: no run profits from another's prompt cache
     start = time.perf_counter()
     results = await asyncio.gather(
         *(stream_once(client, target, f"[{nonce}-{i}] {STORY}", n_predict) for i in range(streams))
     )
     elapsed = time.perf_counter() - start
-    return sum(r.tokens for r in results) / elapsed
+    return Burst(sum(r.tokens for r in results), elapsed)
 
 
 async def prompt_rate(client: httpx.AsyncClient, target: Target) -> float:
@@ -173,3 +188,93 @@ def rss_bytes(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def child_pids(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants."""
+    tree, i = [pid], 0
+    while i < len(tree):
+        tree.extend(child_pids(tree[i]))
+        i += 1
+    return tree
+
+
+def parse_cpu_ticks(stat: str) -> int:
+    """utime + stime, in clock ticks, from the text of ``/proc/PID/stat``."""
+    fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 on: the name may hold spaces
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    """CPU time the processes have used so far (their threads included, not their children)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                total += parse_cpu_ticks(fh.read())
+        except OSError:
+            pass
+    return total
+
+
+def cpu_us_per_token(ticks: int, tokens: int, ticks_per_second: int | None = None) -> float | None:
+    """Microseconds of CPU per streamed token; None without tokens."""
+    if tokens <= 0:
+        return None
+    per_second = ticks_per_second or os.sysconf("SC_CLK_TCK")
+    return ticks / per_second / tokens * 1e6
+
+
+@dataclass
+class CpuTally:
+    """CPU ticks per group of server processes, and the tokens streamed meanwhile."""
+
+    tokens: int = 0
+    ticks: dict[str, int] = field(default_factory=dict)
+
+    def add(self, tokens: int, ticks: dict[str, int]) -> None:
+        self.tokens += tokens
+        for group, value in ticks.items():
+            self.ticks[group] = self.ticks.get(group, 0) + value
+
+    def us_per_token(self) -> dict[str, float]:
+        """``<group>_cpu_us_per_token`` for each group, and ``server_cpu_us_per_token`` for all
+        of them together (a server that is one process may simply name its group "server")."""
+        out: dict[str, float] = {}
+        for group, ticks in {**self.ticks, "server": sum(self.ticks.values())}.items():
+            value = cpu_us_per_token(ticks, self.tokens)
+            if value is not None:
+                out[f"{group}_cpu_us_per_token"] = value
+        return out
+
+
+def parse_compute_apps(csv: str) -> dict[int, float]:
+    """MiB per process from ``nvidia-smi --query-compute-apps=pid,used_memory
+    --format=csv,noheader,nounits``, summed where a process holds several GPUs."""
+    used: dict[int, float] = {}
+    for line in csv.splitlines():
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) == 2 and parts[0].isdigit():
+            try:
+                used[int(parts[0])] = used.get(int(parts[0]), 0.0) + float(parts[1])
+            except ValueError:  # "[N/A]"
+                continue
+    return used
+
+
+def gpu_memory_mib(pids: list[int]) -> float | None:
+    """GPU memory of the processes, MiB; None where nvidia-smi is missing or fails."""
+    query = ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]
+    try:
+        out = subprocess.run(query, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    used = parse_compute_apps(out.stdout)
+    return sum(used.get(pid, 0.0) for pid in pids)

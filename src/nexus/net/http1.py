@@ -169,9 +169,20 @@ class Peer:
     once; a request beyond them waits for one to close."""
 
     def __init__(
-        self, address: str, *, max_idle: int = 64, max_connections: int | None = None
+        self,
+        address: str,
+        *,
+        max_idle: int = 64,
+        max_connections: int | None = None,
+        spare: bool = False,
     ) -> None:
+        """With ``spare``, once the peer has been seen closing kept-alive connections (the
+        engine does after every stream), a connection is opened ahead, in the background,
+        whenever a request takes the last idle one, so the next request finds one ready."""
         self.address = address
+        self._spare = spare
+        self._peer_closes = False
+        self._refill: asyncio.Task[None] | None = None
         self.bound = asyncio.Semaphore(max_connections) if max_connections else None
         self._unix = address.removeprefix("unix://") if address.startswith("unix://") else None
         parts = urlsplit("http://localhost" if self._unix else address)
@@ -205,6 +216,7 @@ class Peer:
             conn = self._idle.pop()
             if now - conn.idle_since < IDLE_EXPIRY and not conn.reader.at_eof():
                 return conn
+            self._peer_closes = self._peer_closes or conn.reader.at_eof()
             conn.close()
         return None
 
@@ -253,6 +265,18 @@ class Peer:
             self.bound.release()
             raise
 
+    def _keep_spare(self) -> None:
+        if self._idle or (self._refill is not None and not self._refill.done()):
+            return
+        self._refill = asyncio.get_running_loop().create_task(self._open_spare())
+
+    async def _open_spare(self) -> None:
+        try:
+            conn = await self._connect()
+        except PeerError:
+            return  # the request that needs it will say why
+        self.release(conn)
+
     async def _send(
         self,
         method: str,
@@ -262,6 +286,8 @@ class Peer:
         timeout: float | None,
     ) -> Reply:
         conn = self._pooled()
+        if self._spare and self._peer_closes:
+            self._keep_spare()
         while True:
             fresh = conn is None
             if conn is None:
@@ -290,5 +316,8 @@ class Peer:
                 raise
 
     async def aclose(self) -> None:
+        if self._refill is not None and not self._refill.done():
+            self._refill.cancel()
+            await asyncio.wait({self._refill})
         while self._idle:
             self._idle.pop().close()

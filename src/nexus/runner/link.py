@@ -30,7 +30,10 @@ class EngineLink:
     def __init__(self, address: str, max_connections: int = MAX_CONNECTIONS) -> None:
         self.address = address
         self.max_connections = max_connections
-        self._peer = Peer(address, max_idle=max_connections, max_connections=max_connections)
+        # the engine closes a connection after each streamed reply: keep one opened ahead
+        self._peer = Peer(
+            address, max_idle=max_connections, max_connections=max_connections, spare=True
+        )
 
     async def request(self, method: str, path: str, body: Any = None) -> Reply:
         """Send a request (``body`` as JSON) and wait for the reply's status and headers.
