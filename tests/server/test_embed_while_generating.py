@@ -11,6 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from nexus.runner.spec import default_threads
 from tests.support import DEFAULT_MODEL, ServerProcess, start_server
 
 COUNTING = {"model": DEFAULT_MODEL, "prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "raw": True,
@@ -24,6 +25,13 @@ def four_slots(models_dir: Path, tmp_path: Path) -> Iterator[ServerProcess]:
     )
     yield srv
     srv.stop()
+
+
+def runner_spec(pid: int) -> dict[str, object]:
+    """The spec a runner was started with: its first argument."""
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    spec: dict[str, object] = json.loads(next(a for a in args if a.startswith(b"{")))
+    return spec
 
 
 def busy_slots(http: httpx.Client) -> float:
@@ -53,5 +61,11 @@ def test_embed_answers_while_generations_run(four_slots: ServerProcess) -> None:
             for stream in lines:
                 stream.close()
         assert len(four_slots.runner_pids()) == 2
+        # the embeddings runner computes beside the generating one: half the threads
+        specs = [runner_spec(pid) for pid in four_slots.runner_pids()]
+        generating = next(s for s in specs if not s["embeddings_only"])
+        embedding = next(s for s in specs if s["embeddings_only"])
+        threads = generating["num_thread"] or default_threads()
+        assert embedding["num_thread"] == max(1, threads // 2)
         http.post("/api/generate", json={"model": DEFAULT_MODEL, "keep_alive": 0})
         assert http.get("/api/ps").json()["models"] == []
