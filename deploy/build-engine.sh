@@ -174,6 +174,22 @@ if [[ "$dry_run" == 1 ]]; then
   exit 0
 fi
 
+# What a CUDA build needs, said before minutes of downloading and compiling.
+if [[ "$cuda" == 1 ]]; then
+  command -v nvcc >/dev/null 2>&1 || die "--cuda needs nvcc (the CUDA toolkit) on PATH"
+  cuda_home="${CUDA_HOME:-${CUDA_PATH:-}}"
+  if [[ -z "$cuda_home" && -d /usr/local/cuda ]]; then
+    cuda_home=/usr/local/cuda
+  elif [[ -z "$cuda_home" ]]; then
+    cuda_home="$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")"
+  fi
+  if ! compgen -G "$cuda_home/lib*/libcublas.so*" >/dev/null \
+    && ! compgen -G "$cuda_home/targets/*/lib/libcublas.so*" >/dev/null \
+    && ! { command -v ldconfig >/dev/null 2>&1 && ldconfig -p | grep -q 'libcublas\.so'; }; then
+    die "--cuda needs cuBLAS, found neither in $cuda_home nor by ldconfig (set CUDA_HOME)"
+  fi
+fi
+
 mkdir -p "$src_root"
 staging="$(mktemp -d "$src_root/.work.XXXXXX")"
 trap 'rm -rf "$staging"' EXIT

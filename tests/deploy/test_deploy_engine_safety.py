@@ -201,7 +201,9 @@ exec "$REAL_PYTHON" "$@"
 """
 
 
-def _flow(tmp_path: Path, plan: str, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+def _flow(
+    tmp_path: Path, plan: str, *args: str, **extra_env: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     state = tmp_path / "state"
     state.mkdir()
     tools = tmp_path / "bin"
@@ -223,6 +225,9 @@ def _flow(tmp_path: Path, plan: str, *args: str) -> tuple[subprocess.CompletedPr
         "NEXUS_ENGINE_SRC": str(tmp_path / "src"),
     }
     env.pop("CMAKE_ARGS", None)
+    if "PATH" in extra_env:  # in front of the stand-ins' folder
+        env["PATH"] = f"{extra_env.pop('PATH')}:{env['PATH']}"
+    env.update(extra_env)
     done = subprocess.run(
         ["bash", str(ROOT / "deploy" / "build-engine.sh"), "--python", str(python),
          "--version", "9.9.9", "--wheel-dir", str(tmp_path / "wheels"),
@@ -273,3 +278,32 @@ def test_no_install_skips_the_check(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "wheels" / "xllamacpp-9.9.9-py3-none-any.whl").is_file()
     assert not (state / "installs").exists()
+
+
+def _toolkit(tmp_path: Path, cublas: bool) -> dict[str, str]:
+    """A CUDA toolkit stand-in: nvcc on PATH, cuBLAS in its lib64 or not."""
+    home = tmp_path / "cuda"
+    (home / "bin").mkdir(parents=True)
+    (home / "lib64").mkdir()
+    (home / "bin" / "nvcc").write_text("#!/bin/sh\nexit 0\n")
+    (home / "bin" / "nvcc").chmod(0o755)
+    if cublas:
+        (home / "lib64" / "libcublas.so.13").write_bytes(b"")
+    return {"CUDA_HOME": str(home), "PATH": str(home / "bin")}
+
+
+def test_a_cuda_build_without_cublas_stops_before_downloading(tmp_path: Path) -> None:
+    toolkit = _toolkit(tmp_path, cublas=False)
+    done, state = _flow(tmp_path, "ok", "--cuda", "--arch", "90", "--no-install", **toolkit)
+    assert done.returncode == 2
+    assert "--cuda needs cuBLAS" in done.stderr
+    assert not (state / "builds").exists() and not (tmp_path / "src").exists()
+
+
+def test_a_cuda_build_with_the_toolkit_goes_on(tmp_path: Path) -> None:
+    toolkit = _toolkit(tmp_path, cublas=True)
+    done, state = _flow(tmp_path, "ok", "--cuda", "--arch", "90", "--no-install", **toolkit)
+    assert done.returncode == 0, done.stderr
+    assert len((state / "builds").read_text().splitlines()) == 1
+    manifest = tmp_path / "src" / "xllamacpp-9.9.9-cuda-90-native" / "nexus-engine.json"
+    assert "CUDA_ARCHITECTURES=90" in manifest.read_text()
