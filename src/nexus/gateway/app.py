@@ -246,14 +246,26 @@ class GatewayApp:
             data=data,
             model=model,
         )
-        outcome = await self._proxied(send, receive, request, backends)
+        try:
+            outcome = await self._proxied(send, receive, request, backends)
+        except ClientGone:
+            # a client may leave the moment it has read the last event, while the backend's
+            # reply is still closing: the tokens the stream reported are used all the same
+            self._meter(key, label, model, request.outcome, served=False)
+            raise
+        self._meter(key, label, model, outcome, served=outcome.status == 200)
+        return outcome, label
+
+    def _meter(
+        self, key: KeyRecord, label: str, model: str, outcome: Outcome, *, served: bool
+    ) -> None:
+        """Tokens against the key's limits, and a usage row for a served or metered request."""
         tokens = outcome.prompt + outcome.completion
         if tokens:
             self.limiter.add_tokens(key, tokens)
-        if outcome.status == 200 or tokens:
+        if served or tokens:
             name = label if label != "other" else model
             self.usage.record(key.id, name, outcome.prompt, outcome.completion)
-        return outcome, label
 
     async def _proxied(
         self, send: Send, receive: Receive, request: Forward, backends: list[Any]

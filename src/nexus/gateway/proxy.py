@@ -213,7 +213,8 @@ class Proxy:
             tail = meter.flush() + stream_error(
                 request.api, f"backend {backend.name} failed mid-stream: {exc}"
             )
-        self._count(outcome, meter)
+        finally:  # also when the client left: what the stream reported is still metered
+            self._count(outcome, meter)
         request.responded = True
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
@@ -249,7 +250,8 @@ class Proxy:
             tail = translator.end()
         except PeerError as exc:
             tail = translator.error_line(f"backend {backend.name} failed mid-stream: {exc}")
-        self._usage(outcome, translator)
+        finally:
+            self._usage(outcome, translator)
         request.responded = True
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
