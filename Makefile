@@ -59,7 +59,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench $(ARGS)
 
-# Optional: rebuild the engine from its PyPI source for this CPU (about 5 minutes on 2 cores),
+# Optional: rebuild the engine from its PyPI source for this CPU (about 8.5 minutes on 2 cores),
 # 15-20 % faster than the generic wheel. Instruction sets this CPU advertises but does not run
 # are left out, and the new engine must load the default model and generate before it replaces
 # the installed one. LLGuidance and TLS need downloads from outside PyPI, so they are left out
