@@ -2,9 +2,10 @@
 ``xllamacpp.Server`` called in-process, and which devices the engine sees.
 
 The bench runs this module as a child (``python -m bench.engine_latency``) and never loads the
-engine itself: an engine's teardown can kill its process (a CUDA build did, with SIGSEGV), and the
-bench must outlive that. The child prints one JSON line and ends with ``os._exit(0)``, as Nexus's
-runner does; a child that fails costs the bench its figure, not its tables.
+engine itself: on a CUDA build the bench died with SIGSEGV in this phase when it did, and whatever
+an engine does on its way out, the bench must outlive it. The child prints one JSON line and
+ends with ``os._exit(0)``, as Nexus's runner does; a child that fails costs the bench its figure,
+not its tables.
 """
 
 from __future__ import annotations
