@@ -69,10 +69,12 @@ def tools_dir() -> Path:
     building them first (minutes) where only the PyPI wheel is installed."""
     manifest = built_here(engine_module_sha256())
     if manifest is not None:
-        bin_dir = Path(str(manifest["bin"]))
-        if (bin_dir / "llama-server").exists() and (bin_dir / "llama-quantize").exists():
+        bin_dir = _tools_in(manifest)
+        if bin_dir is not None:
             return bin_dir
-        raise NoPeer(f"{bin_dir} lacks llama-server or llama-quantize: build the engine again")
+        raise NoPeer(
+            f"{manifest['bin']} lacks llama-server or llama-quantize: build the engine again"
+        )
     if not is_pypi_wheel():
         raise NoPeer(
             "the installed engine was not built by deploy/build-engine.sh, so its own "
@@ -82,8 +84,8 @@ def tools_dir() -> Path:
     version = distribution("xllamacpp").version
     portable = SOURCES / f"xllamacpp-{version}-cpu-portable" / "nexus-engine.json"
     if portable.is_file():  # built here before, for the same PyPI wheel
-        bin_dir = Path(str(json.loads(portable.read_text())["bin"]))
-        if (bin_dir / "llama-server").exists() and (bin_dir / "llama-quantize").exists():
+        bin_dir = _tools_in(json.loads(portable.read_text()))
+        if bin_dir is not None:
             return bin_dir
     print("building llama-server from the engine's sources (once; minutes)", file=sys.stderr)
     args = ["bash", str(BUILD_ENGINE), "--python", sys.executable, "--version", version]
@@ -92,6 +94,14 @@ def tools_dir() -> Path:
     if done.returncode != 0:
         raise NoPeer(f"building llama-server failed (exit status {done.returncode})")
     return Path(done.stdout.strip().splitlines()[-1])
+
+
+def _tools_in(manifest: dict[str, object]) -> Path | None:
+    """The manifest's folder of programs, if both are there."""
+    bin_dir = Path(str(manifest["bin"]))
+    if (bin_dir / "llama-server").exists() and (bin_dir / "llama-quantize").exists():
+        return bin_dir
+    return None
 
 
 def llama_server() -> Path:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,3 +95,32 @@ def start_gateway(env: dict[str, str], log: Path) -> GatewayProcess:
     gateway = GatewayProcess(url, proc, log, env)
     wait_until_up(f"{url}/health", proc, log, gateway.stop)
     return gateway
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """One HTTP/1.1 request, head and body (as long as its content-length says), for scripted
+    servers in tests."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return head + (await reader.readexactly(length) if length else b"")
+
+
+@contextmanager
+def openai_gateway(
+    root: Path, name: str, url: str, **env: str
+) -> Iterator[tuple[GatewayProcess, str]]:
+    """A gateway in front of one OpenAI-compatible backend ``name`` at ``url`` (its ``/v1``
+    base), up and seeing it, with a key for it: the gateway and the key."""
+    config = root / "gateway.yaml"
+    config.write_text(f"backends:\n  - name: {name}\n    kind: openai\n    url: {url}\n")
+    env = gateway_env(root / "gw.db", NEXUS_GATEWAY_CONFIG=str(config), DEFAULT_BACKEND=name, **env)
+    key = create_key(env, "k")
+    gateway = start_gateway(env, root / "gw.log")
+    try:
+        gateway.wait_for(name)
+        yield gateway, key
+    finally:
+        gateway.stop()

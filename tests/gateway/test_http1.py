@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from nexus.net.http1 import Peer, PeerError, PeerTimeout
+from tests.gateway.harness import read_request
 
 Script = Callable[[bytes], bytes | None]
 
@@ -26,12 +27,7 @@ class Scripted:
         self.connections += 1
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                request = head + (await reader.readexactly(length) if length else b"")
+                request = await read_request(reader)
                 self.requests.append(request)
                 answer = self.script(request)
                 if answer is None:

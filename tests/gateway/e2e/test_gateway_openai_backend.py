@@ -15,7 +15,7 @@ import pytest
 
 from nexus.store.default_model import default_gguf_path
 from tests.gateway.e2e.conftest import GATEWAY_ENV
-from tests.gateway.harness import GatewayProcess, create_key, gateway_env, start_gateway
+from tests.gateway.harness import GatewayProcess, openai_gateway
 from tests.gateway.llamacpp import start_llamacpp_openai
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -28,20 +28,10 @@ def llama_gateway(
     root = tmp_path_factory.mktemp("llama-gateway")
     url, stop = start_llamacpp_openai(default_gguf_path(), root / "llama.log")
     try:
-        config = root / "gateway.yaml"
-        config.write_text(f"backends:\n  - name: llama\n    kind: openai\n    url: {url}/v1\n")
-        env = gateway_env(
-            root / "gw.db", NEXUS_GATEWAY_CONFIG=str(config), DEFAULT_BACKEND="llama", **GATEWAY_ENV
-        )
-        key = create_key(env, "k")
-        gateway = start_gateway(env, root / "gw.log")
-        try:
-            gateway.wait_for("llama")
+        with openai_gateway(root, "llama", f"{url}/v1", **GATEWAY_ENV) as (gateway, key):
             with gateway.client(key) as http:
                 model = http.get("/v1/models").json()["data"][0]["id"]
             yield gateway, key, model
-        finally:
-            gateway.stop()
     finally:
         stop()
 

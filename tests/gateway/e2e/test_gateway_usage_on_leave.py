@@ -14,7 +14,7 @@ import pytest
 
 from tests.gateway.e2e.conftest import GATEWAY_ENV
 from tests.gateway.e2e.test_gateway_usage import usage_rows
-from tests.gateway.harness import GatewayProcess, create_key, gateway_env, start_gateway
+from tests.gateway.harness import GatewayProcess, openai_gateway, read_request
 
 MODEL = "held-model"
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
@@ -53,14 +53,7 @@ class HeldBackend:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                if length:
-                    await reader.readexactly(length)
-                if head.startswith(b"GET"):
+                if (await read_request(reader)).startswith(b"GET"):
                     body = json.dumps({"object": "list", "data": [{"id": MODEL}]}).encode()
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                                  b"content-length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
@@ -88,20 +81,11 @@ class HeldBackend:
 @pytest.fixture
 def held_gateway(tmp_path: Path) -> Iterator[tuple[GatewayProcess, str]]:
     backend = HeldBackend()
-    config = tmp_path / "gateway.yaml"
-    config.write_text(
-        f"backends:\n  - name: held\n    kind: openai\n    url: http://127.0.0.1:{backend.port}/v1\n"
-    )
-    env = gateway_env(
-        tmp_path / "gw.db", NEXUS_GATEWAY_CONFIG=str(config), DEFAULT_BACKEND="held", **GATEWAY_ENV
-    )
-    key = create_key(env, "leaver")
-    gateway = start_gateway(env, tmp_path / "gw.log")
     try:
-        gateway.wait_for("held")
-        yield gateway, key
+        url = f"http://127.0.0.1:{backend.port}/v1"
+        with openai_gateway(tmp_path, "held", url, **GATEWAY_ENV) as (gateway, key):
+            yield gateway, key
     finally:
-        gateway.stop()
         backend.stop()
 
 
@@ -125,6 +109,6 @@ def test_a_client_leaving_after_the_last_event_is_metered(
     deadline = time.monotonic() + 20
     rows: dict[str, tuple[int, int, int]] = {}
     while time.monotonic() < deadline and not rows:
-        rows = usage_rows(gateway, "leaver")  # type: ignore[arg-type]  # only its env is read
+        rows = usage_rows(gateway, "k")  # type: ignore[arg-type]  # only its env is read
         time.sleep(0.2)
     assert rows == {MODEL: (1, 11, 7)}
