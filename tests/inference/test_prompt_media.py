@@ -4,8 +4,10 @@ marker, with the images in marker order (a stand-in engine answers ``/props``)."
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any, cast
 
+from nexus.inference.local_templates import LocalTemplates
 from nexus.inference.models import Model
 from nexus.inference.prompts import PromptBuilder, RenderedPrompt, engine_prompt
 from nexus.runner.client import EngineClient
@@ -18,18 +20,26 @@ class _Engine:
     async def props(self) -> dict[str, Any]:
         return {"media_marker": MARKER}
 
+    async def special_tokens(self) -> tuple[str, str]:
+        return "", ""
+
     async def apply_template(self, messages: list[dict[str, Any]], **_: Any) -> str:
         return "".join(f"<{m['role']}>{m['content']}" for m in messages)
+
+
+class _Catalog:
+    jinja = LocalTemplates()
 
 
 def _model(template: str | None) -> Model:
     model = cast(Model, object.__new__(Model))
     model.template = parse(template) if template else None
+    model.gguf = cast(Any, SimpleNamespace(chat_template=None))  # the engine's own default
     return model
 
 
 def _builder() -> PromptBuilder:
-    return PromptBuilder(cast(EngineClient, _Engine()), catalog=cast(Any, None))
+    return PromptBuilder(cast(EngineClient, _Engine()), catalog=cast(Any, _Catalog()))
 
 
 def test_go_template_markers_in_order() -> None:

@@ -78,16 +78,21 @@ def test_earlier_reasoning_stays_out_of_the_prompt(http: httpx.Client, thinker: 
     assert _prompt_tokens(http, thinker, with_field) > plain
 
 
+def with_chat_template(source: Path, path: Path, template: str) -> None:
+    """A copy of the GGUF at ``source`` whose chat template is ``template``."""
+    reader = gguf.GGUFReader(str(source), "r")
+    arch = str(reader.get_field(gguf.Keys.General.ARCHITECTURE).contents())
+    writer = gguf.GGUFWriter(str(path), arch=arch, endianess=reader.endianess)
+    details = MetadataDetails(gguf.GGUFValueType.STRING, template)
+    copy_with_new_metadata(reader, writer, {gguf.Keys.Tokenizer.CHAT_TEMPLATE: details}, [])
+
+
 @pytest.fixture(scope="module")
 def jinja_thinker(
     server: ServerProcess, default_gguf: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     path = tmp_path_factory.mktemp("jinja") / "model.gguf"
-    reader = gguf.GGUFReader(str(default_gguf), "r")
-    arch = str(reader.get_field(gguf.Keys.General.ARCHITECTURE).contents())
-    writer = gguf.GGUFWriter(str(path), arch=arch, endianess=reader.endianess)
-    template = MetadataDetails(gguf.GGUFValueType.STRING, JINJA)
-    copy_with_new_metadata(reader, writer, {gguf.Keys.Tokenizer.CHAT_TEMPLATE: template}, [])
+    with_chat_template(default_gguf, path, JINJA)
     name = f"nexus-test-jinja-{uuid.uuid4().hex[:8]}:latest"
     with server.client() as http:
         _create(http, {"model": name, "files": {"model.gguf": _upload(http, path)}})

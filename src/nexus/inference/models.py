@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nexus.errors import InvalidModelName, ModelNotFound, NexusError, StoreError
+from nexus.inference.local_templates import LocalTemplates
 from nexus.store import manifests as mt
 from nexus.store.gguf_meta import GGUFInfo, read_gguf_info
 from nexus.store.manifests import StoredManifest
@@ -86,6 +87,8 @@ class ModelCatalog:
         self._templates: dict[str, Template] = {}
         #: Models by manifest digest and name: layers are content-addressed, so never stale.
         self._models: dict[str, Model] = {}
+        #: GGUF chat templates rendered by the template worker once they render as the engine does.
+        self.jinja = LocalTemplates()
         #: The model each manifest file gave, with that file's identity when it was read.
         self._seen: dict[str, tuple[tuple[int, int, int, int], Model]] = {}
 

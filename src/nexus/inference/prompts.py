@@ -1,7 +1,8 @@
 """Turning a request into the prompt text the engine completes.
 
 A model's template layer (Ollama's Go template) wins; without one, the GGUF's own Jinja chat
-template renders through the engine. Models whose template knows no tools get them described in
+template renders through the engine, or in the template worker once it has proved to render
+alike (``local_templates``). Models whose template knows no tools get them described in
 the system prompt, and their calls are read back by ``toolcalls``.
 """
 
@@ -82,9 +83,10 @@ class PromptBuilder:
         else:
             if tools:
                 messages = _with_tools_prompt(messages, tools)
-            text = await self.client.apply_template(
-                _to_engine_messages(messages), template_kwargs=_thinking_kwargs(think)
-            )
+            text = await self.catalog.jinja.render(
+                model.gguf.chat_template, self.client, _to_engine_messages(messages),
+                _thinking_kwargs(think),
+            )  # fmt: skip
         return await self._with_media(text, images)
 
     async def _with_media(self, text: str, images: list[str]) -> RenderedPrompt:
@@ -159,9 +161,10 @@ class PromptBuilder:
         if not req.context:
             messages.extend(model.messages)
         messages.append({"role": "user", "content": prompt})
-        text = await self.client.apply_template(
-            _to_engine_messages(messages), template_kwargs=_thinking_kwargs(req.think)
-        )
+        text = await self.catalog.jinja.render(
+            model.gguf.chat_template, self.client, _to_engine_messages(messages),
+            _thinking_kwargs(req.think),
+        )  # fmt: skip
         return await self._with_media(text, images)
 
 

@@ -51,6 +51,7 @@ class EngineClient:
         """``address`` is the engine's: ``unix:///path/to.sock`` or ``http://host:port``."""
         self.address = address
         self._link = EngineLink(address)
+        self._special: tuple[str, str] | None = None
 
     async def aclose(self) -> None:
         await self._link.aclose()
@@ -77,6 +78,13 @@ class EngineClient:
     async def props(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("GET", "/props")
         return result
+
+    async def special_tokens(self) -> tuple[str, str]:
+        """The model's BOS and EOS token texts, as its chat template sees them (asked once)."""
+        if self._special is None:
+            props = await self.props()
+            self._special = (str(props.get("bos_token") or ""), str(props.get("eos_token") or ""))
+        return self._special
 
     async def tokenize(
         self, text: str, *, special: bool = True, add_special: bool = False
