@@ -35,12 +35,6 @@ Key = tuple[str, str, str]
 
 
 @dataclass
-class _Template:
-    compiled: JinjaChatTemplate | None
-    refused: bool = False
-
-
-@dataclass
 class _Checks:
     matched: int = 0
     used: int = 0
@@ -66,23 +60,27 @@ class LocalTemplates:
     """Per template source and special tokens: whether it renders here, and how."""
 
     def __init__(self) -> None:
-        self._templates: dict[Key, _Template] = {}
+        #: Compiled templates; ``None`` for one that stays with the engine.
+        self._templates: dict[Key, JinjaChatTemplate | None] = {}
         self._checks: dict[tuple[Key, str], _Checks] = {}
 
-    def _template(self, key: Key) -> _Template:
-        entry = self._templates.get(key)
-        if entry is None:
-            try:
-                compiled: JinjaChatTemplate | None = JinjaChatTemplate(key[0])
-            except TemplateError as exc:
-                log.info("chat template stays with the engine: %s", exc)
-                compiled = None
-            entry = _Template(compiled, refused=compiled is None)
-            if len(self._templates) >= MAX_TEMPLATES:
-                self._templates.clear()
-                self._checks.clear()
-            self._templates[key] = entry
-        return entry
+    def _template(self, key: Key) -> JinjaChatTemplate | None:
+        if key in self._templates:
+            return self._templates[key]
+        if len(self._templates) >= MAX_TEMPLATES:
+            self._templates.clear()
+            self._checks.clear()
+        try:
+            compiled: JinjaChatTemplate | None = JinjaChatTemplate(key[0])
+        except TemplateError as exc:
+            self._refuse(key, str(exc))
+            return None
+        self._templates[key] = compiled
+        return compiled
+
+    def _refuse(self, key: Key, why: str) -> None:
+        self._templates[key] = None
+        log.info("chat template stays with the engine: %s", why)
 
     def _checks_for(self, key: Key, shape: str) -> _Checks:
         checks = self._checks.get((key, shape))
@@ -104,29 +102,26 @@ class LocalTemplates:
         if not source or not _small(messages):
             return await client.apply_template(messages, template_kwargs=variables)
         bos, eos = await client.special_tokens()
-        entry = self._template((source, bos, eos))
-        if entry.refused or entry.compiled is None:
+        key = (source, bos, eos)
+        compiled = self._template(key)
+        if compiled is None:
             return await client.apply_template(messages, template_kwargs=variables)
-        checks = self._checks_for((source, bos, eos), _shape(messages, variables))
+        checks = self._checks_for(key, _shape(messages, variables))
         local: str | None = None
         try:
-            local = entry.compiled.render(
-                messages, bos_token=bos, eos_token=eos, variables=variables
-            )
+            local = compiled.render(messages, bos_token=bos, eos_token=eos, variables=variables)
         except TemplateRaised:
             pass  # this input is refused: the engine says how
-        except Exception as exc:  # a bound passed, or anything a template may raise
-            entry.refused = True
-            log.info("chat template stays with the engine: %s", exc)
+        except TemplateError as exc:  # a bound passed, or the template failed
+            self._refuse(key, str(exc))
         if local is not None and checks.matched >= CHECKS:
             checks.used += 1
             if checks.used % RECHECK_EVERY:
                 return local
         text = await client.apply_template(messages, template_kwargs=variables)
-        if local is not None and not entry.refused:
+        if local is not None:
             if local == text:
                 checks.matched += 1
             else:
-                entry.refused = True
-                log.info("chat template stays with the engine: it renders differently here")
+                self._refuse(key, "it renders differently here")
         return text

@@ -87,7 +87,7 @@ class ModelCatalog:
         self._templates: dict[str, Template] = {}
         #: Models by manifest digest and name: layers are content-addressed, so never stale.
         self._models: dict[str, Model] = {}
-        #: GGUF chat templates rendered by the template worker once they render as the engine does.
+        #: GGUF chat templates rendered in the server once they render as the engine does.
         self.jinja = LocalTemplates()
         #: The model each manifest file gave, with that file's identity when it was read.
         self._seen: dict[str, tuple[tuple[int, int, int, int], Model]] = {}

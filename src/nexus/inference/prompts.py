@@ -1,8 +1,8 @@
 """Turning a request into the prompt text the engine completes.
 
 A model's template layer (Ollama's Go template) wins; without one, the GGUF's own Jinja chat
-template renders through the engine, or in the template worker once it has proved to render
-alike (``local_templates``). Models whose template knows no tools get them described in
+template renders through the engine, or in the server once it has proved to render alike
+(``local_templates``). Models whose template knows no tools get them described in
 the system prompt, and their calls are read back by ``toolcalls``.
 """
 
@@ -83,11 +83,17 @@ class PromptBuilder:
         else:
             if tools:
                 messages = _with_tools_prompt(messages, tools)
-            text = await self.catalog.jinja.render(
-                model.gguf.chat_template, self.client, _to_engine_messages(messages),
-                _thinking_kwargs(think),
-            )  # fmt: skip
+            text = await self._jinja(model, messages, think)
         return await self._with_media(text, images)
+
+    async def _jinja(self, model: Model, messages: list[dict[str, Any]], think: Any) -> str:
+        """The GGUF's own chat template, rendered for ``messages``."""
+        return await self.catalog.jinja.render(
+            model.gguf.chat_template,
+            self.client,
+            _to_engine_messages(messages),
+            _thinking_kwargs(think),
+        )
 
     async def _with_media(self, text: str, images: list[str]) -> RenderedPrompt:
         """Each ``[img-N]`` tag of a rendered prompt as the engine's media marker, with the
@@ -161,10 +167,7 @@ class PromptBuilder:
         if not req.context:
             messages.extend(model.messages)
         messages.append({"role": "user", "content": prompt})
-        text = await self.catalog.jinja.render(
-            model.gguf.chat_template, self.client, _to_engine_messages(messages),
-            _thinking_kwargs(req.think),
-        )  # fmt: skip
+        text = await self._jinja(model, messages, req.think)
         return await self._with_media(text, images)
 
 

@@ -5,7 +5,7 @@ non-ASCII text), with bounds for templates nobody here wrote:
 
 - the syntax is screened before compiling (``jinja_screen``);
 - the sandbox reaches no attribute of Python's internals, calls only text, list and mapping
-  methods that cannot blow up, and the filters listed in ``_FILTERS`` (the ones that can grow
+  methods that cannot blow up, and the filters listed in ``_SAFE_FILTERS`` (the ones that can grow
   text are capped); repeating text (``*``) is capped and formatting with ``%`` refused;
 - a render stops past ``DEADLINE`` seconds, past ``MEMORY_GROWTH`` bytes of new memory, or
   past ``MAX_OUTPUT`` characters of prompt.
@@ -24,7 +24,6 @@ from datetime import datetime
 from types import FrameType
 from typing import Any
 
-from jinja2 import TemplateError as JinjaError
 from jinja2.ext import loopcontrols
 from jinja2.filters import FILTERS
 from jinja2.runtime import LoopContext
@@ -67,9 +66,13 @@ _METHODS = {
 }  # fmt: skip
 
 
-def _capped(text: str) -> str:
-    if len(text) > MAX_OUTPUT:
+def _capped_size(size: int) -> None:
+    if size > MAX_OUTPUT:
         raise TemplateError("the template built a text longer than a prompt may be")
+
+
+def _capped(text: str) -> str:
+    _capped_size(len(text))
     return text
 
 
@@ -122,14 +125,9 @@ def _check_replace(text: str, old: Any, new: Any, count: Any = -1) -> None:
         _capped_size(len(text) + times * (len(new) - len(old)))
 
 
-def _check_join(separator: Any, items: Any) -> None:
+def _check_join(separator: Any) -> None:
     if isinstance(separator, str) and len(separator) > 64:
         raise TemplateError("a join's separator is too long")
-
-
-def _capped_size(size: int) -> None:
-    if size > MAX_OUTPUT:
-        raise TemplateError("the template built a text longer than a prompt may be")
 
 
 def _replace_filter() -> Any:
@@ -148,7 +146,7 @@ def _join_filter() -> Any:
 
     @functools.wraps(inner)
     def join(eval_ctx: Any, value: Any, d: Any = "", attribute: Any = None) -> Any:
-        _check_join(d, value)
+        _check_join(d)
         return _capped(inner(eval_ctx, value, d, attribute))
 
     return join
@@ -163,8 +161,7 @@ class _ChatSandbox(ImmutableSandboxedEnvironment):
             text, times = (left, right) if isinstance(left, str) else (right, left)
             if not (isinstance(text, str) and isinstance(times, int)):
                 raise TemplateError("only text may be repeated")
-            if len(text) * max(times, 0) > MAX_OUTPUT:
-                raise TemplateError("the template built a text longer than a prompt may be")
+            _capped_size(len(text) * max(times, 0))
             return text * times
         if not numbers:
             raise TemplateError(f"'{operator}' is for numbers here")
@@ -183,7 +180,7 @@ class _ChatSandbox(ImmutableSandboxedEnvironment):
         if isinstance(owner, str) and name == "replace":
             _check_replace(owner, *args[:3])
         elif isinstance(owner, str) and name == "join":
-            _check_join(owner, None)
+            _check_join(owner)
         result = obj(*args, **kwargs)
         return _capped(result) if isinstance(result, str) else result
 
@@ -230,6 +227,7 @@ class _Budget:
 
 
 _STATM: int | None = None
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def _resident() -> int:
@@ -241,9 +239,6 @@ def _resident() -> int:
         return int(os.pread(_STATM, 64, 0).split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return 0
-
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class JinjaChatTemplate:
@@ -290,8 +285,8 @@ class JinjaChatTemplate:
                 pieces.append(piece)
         except TemplateError:
             raise
-        except (JinjaError, RecursionError, MemoryError) as exc:
-            raise TemplateError(str(exc) or type(exc).__name__) from None
+        except Exception as exc:  # jinja2's errors, and whatever the template's code raised
+            raise TemplateError(str(exc)[:500] or type(exc).__name__) from None
         finally:
             sys.settrace(previous)
         return "".join(pieces)
