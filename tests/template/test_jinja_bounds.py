@@ -96,3 +96,15 @@ def test_a_prompt_may_not_pass_the_output_cap() -> None:
     big = [{"content": "x" * (MAX_OUTPUT // 2 + 1)}] * 2
     with pytest.raises(TemplateError):
         template.render(big, bos_token="", eos_token="")
+
+
+def test_time_the_machine_gave_other_processes_is_not_the_templates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A render preempted on a busy machine (the wall clock jumping a second between two lines)
+    is not refused: the deadline is the render's own CPU time."""
+    clock = iter(range(10**6))
+    monkeypatch.setattr(time, "perf_counter", lambda: float(next(clock)))
+    template = JinjaChatTemplate("{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}")
+    messages = [{"role": "user", "content": "hi"}] * 20
+    assert template.render(messages, bos_token="", eos_token="") == "user:hi;" * 20
