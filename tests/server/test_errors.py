@@ -312,6 +312,20 @@ def test_chat_long_history_is_truncated_with_flag(http: httpx.Client) -> None:
     assert all("truncated" not in c for c in chunks[:-1])
 
 
+def test_chat_of_thousands_of_messages_is_truncated(http: httpx.Client) -> None:
+    """Each message is short, together far past the context: the oldest go, in a few renders."""
+    messages = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"note {i}"} for i in range(3001)
+    ]
+    body = {"model": M, "messages": messages, "stream": False,
+            "options": {"num_predict": 2, "temperature": 0}}  # fmt: skip
+    resp = http.post("/api/chat", json=body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["done"] is True
+    assert resp.json().get("truncated") is True
+    assert 0 < resp.json()["prompt_eval_count"] < 2048
+
+
 def test_keep_alive_zero_request_unloads_after_it(http: httpx.Client) -> None:
     generate_ok(http)
     assert M in ps_names(http)

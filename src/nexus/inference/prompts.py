@@ -121,20 +121,36 @@ class PromptBuilder:
         think: Any,
         num_ctx: int,
     ) -> RenderedPrompt:
-        """Drop the oldest non-system messages until the prompt fits, as Ollama does."""
+        """Drop the oldest non-system messages until the prompt fits, as Ollama does: the
+        fewest that make it fit, found by halving (a prompt only shortens as more are dropped),
+        so a history of thousands of messages costs a few renders, not thousands."""
         droppable = [i for i, m in enumerate(messages[:-1]) if m.get("role") != "system"]
-        for dropped in range(1, len(droppable) + 1):
+        tried: dict[int, RenderedPrompt | None] = {}
+
+        async def fitting(dropped: int) -> RenderedPrompt | None:
             gone = set(droppable[:dropped])
             kept = [m for i, m in enumerate(messages) if i not in gone]
             rendered = await self.chat_prompt(model, kept, tools, think)
             count = len(await self.client.tokenize(rendered.text, add_special=True))
-            if count < num_ctx:
-                rendered.dropped = dropped
-                return rendered
-        raise ContextOverflow(
-            f"the input length exceeds the context length ({num_ctx} tokens), even with only "
-            "the system prompt and the last message"
-        )
+            tried[dropped] = rendered if count < num_ctx else None
+            return tried[dropped]
+
+        low, high = 1, len(droppable)
+        if not droppable or await fitting(high) is None:
+            raise ContextOverflow(
+                f"the input length exceeds the context length ({num_ctx} tokens), even with "
+                "only the system prompt and the last message"
+            )
+        while low < high:  # the answer lies in [low, high]; ``high`` fits
+            middle = (low + high) // 2
+            if await fitting(middle) is None:
+                low = middle + 1
+            else:
+                high = middle
+        rendered = tried[high]
+        assert rendered is not None
+        rendered.dropped = high
+        return rendered
 
     async def generate_prompt(self, model: Model, req: GenerateRequest) -> RenderedPrompt:
         if req.raw:
