@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from bench.engine_alone import start_engine_alone
 from bench.engine_latency import engine_gpus, engine_latency
 from bench.measure import (
     STORY,
@@ -125,27 +126,38 @@ def measure_interleaved(
 
 
 def summarize(
-    runs: dict[str, list[float]], peer_runs: dict[str, list[float]] | None
+    runs: dict[str, list[float]],
+    peer_runs: dict[str, list[float]] | None,
+    alone_runs: dict[str, list[float]] | None = None,
 ) -> dict[str, Any]:
-    """Medians over the runs; against the peer, the median of the per-run ratios (and of the
-    per-run differences for the time to first token). Both were measured back to back in each
-    run, so pairing them cancels the drift between runs that a ratio of medians keeps."""
+    """Medians over the runs; against the peer (and the engine's server alone), the median of the
+    per-run ratios (and of the per-run differences for the time to first token). Both were
+    measured back to back in each run, so pairing them cancels the drift between runs that a
+    ratio of medians keeps."""
     out: dict[str, Any] = {key: statistics.median(values) for key, values in runs.items()}
-    if peer_runs:
-        out["vs_peer"] = {
-            key: statistics.median(
-                [ours / theirs for ours, theirs in zip(values, peer_runs[key], strict=True)]
+    for name, ref in (("peer", peer_runs), ("alone", alone_runs)):
+        if ref:
+            out[f"vs_{name}"] = paired_ratios(runs, ref)
+            out[f"ttft_overhead_vs_{name}_ms"] = statistics.median(
+                [
+                    ours - theirs
+                    for ours, theirs in zip(runs["ttft_ms"], ref["ttft_ms"], strict=True)
+                ]
             )
-            for key, values in runs.items()
-            if key in peer_runs and all(peer_runs[key])
-        }
-        out["ttft_overhead_ms"] = statistics.median(
-            [
-                ours - theirs
-                for ours, theirs in zip(runs["ttft_ms"], peer_runs["ttft_ms"], strict=True)
-            ]
-        )
+    if peer_runs:
+        out["ttft_overhead_ms"] = out["ttft_overhead_vs_peer_ms"]
     return out
+
+
+def paired_ratios(runs: dict[str, list[float]], ref: dict[str, list[float]]) -> dict[str, float]:
+    """Per figure both have, the median of the run-by-run ratios."""
+    return {
+        key: statistics.median(
+            [ours / theirs for ours, theirs in zip(values, ref[key], strict=True)]
+        )
+        for key, values in runs.items()
+        if key in ref and all(ref[key])
+    }
 
 
 ONE_TOKEN = {"prompt": "Hello", "n_predict": 1, "temperature": 0}  # llama.cpp's request names
@@ -153,15 +165,14 @@ NEXUS_ONE_TOKEN = {"model": MODEL, "prompt": "Hello", "raw": True, "stream": Fal
                    "options": {"num_predict": 1, "temperature": 0}}  # fmt: skip
 
 
-def one_token_latencies(nexus_url: str, peer_url: str | None) -> dict[str, float]:
-    """Milliseconds for one one-token request to Nexus (``/api/generate``) and to llama-server
-    (``/completion``), taking turns; the engine without HTTP is measured apart
-    (``bench.engine_latency``)."""
+def one_token_latencies(nexus_url: str, others: dict[str, str]) -> dict[str, float]:
+    """Milliseconds for one one-token request to Nexus (``/api/generate``) and to each llama.cpp
+    server in ``others`` (name: URL; ``/completion``), taking turns; the engine without HTTP is
+    measured apart (``bench.engine_latency``)."""
 
     async def run() -> dict[str, float]:
         urls = {"nexus": (f"{nexus_url}/api/generate", NEXUS_ONE_TOKEN)}
-        if peer_url:
-            urls["peer"] = (f"{peer_url}/completion", ONE_TOKEN)
+        urls.update({name: (f"{url}/completion", ONE_TOKEN) for name, url in others.items()})
         times: dict[str, list[float]] = {name: [] for name in urls}
         names = list(urls)
         async with httpx.AsyncClient(trust_env=False, timeout=600) as client:
@@ -282,6 +293,11 @@ def main() -> None:
     )
     parser.add_argument("--skip-peer", action="store_true", help="measure Nexus alone")
     parser.add_argument(
+        "--skip-engine-alone",
+        action="store_true",
+        help="leave out the installed engine's own server without Nexus's front",
+    )
+    parser.add_argument(
         "--peer",
         type=Path,
         default=None,
@@ -374,11 +390,11 @@ def import_model(gguf: Path, models: Path, threads: int) -> None:
 
 
 def bench_variant(gguf: Path, args: argparse.Namespace, gpu: bool) -> dict[str, Any]:
-    """Every figure for one model: both servers up and taking turns, then the engine alone."""
+    """Every figure for one model: the servers up and taking turns, then the engine in-process."""
     with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
         import_model(gguf, Path(tmp), args.threads)
         variant, runs, latency = measure_servers(gguf, Path(tmp), args, gpu)
-    # after the HTTP rounds, with both servers stopped: the engine alone, in a child process
+    # after the HTTP rounds, with the servers stopped: the engine without HTTP, in a child process
     print("one-token requests to the engine in-process ...", file=sys.stderr)
     engine = engine_latency(gguf, args.ctx, args.threads)
     return summarize_variant(variant, runs, latency, engine)
@@ -389,11 +405,12 @@ def measure_servers(
 ) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]], dict[str, float]]:
     """Start-up figures, the per-run samples of every target, the one-token latencies."""
     variant: dict[str, Any] = {"model": gguf.name}
-    nexus_proc = peer_proc = None
-    peer_url = None
+    procs: list[subprocess.Popen[bytes]] = []
+    others: dict[str, str] = {}  # llama.cpp servers beside Nexus: name, URL
     try:
         print("starting Nexus ...", file=sys.stderr)
         nexus_proc, nexus_url, variant["nexus"] = start_nexus(args, models)
+        procs.append(nexus_proc)
         front = nexus_proc.pid
         nexus_watch: Watched = {"front": lambda: [front], "runner": lambda: child_pids(front)}
         targets = [
@@ -401,22 +418,28 @@ def measure_servers(
             Target("openai", nexus_url, "openai", MODEL),
         ]
         watched = {"chat": nexus_watch, "openai": nexus_watch}
+        if not args.skip_engine_alone:
+            print("starting the engine alone ...", file=sys.stderr)
+            alone_proc, others["alone"], variant["alone"] = start_engine_alone(
+                gguf, args.ctx, max(args.concurrency), args.threads
+            )
+            procs.append(alone_proc)
         if not args.skip_peer:
             print("starting llama-server ...", file=sys.stderr)
-            peer_proc, peer_url, variant["peer"] = start_peer(args, gguf, gpu)
-            targets.append(Target("peer", peer_url, "openai", "bench"))
-            peer_pid = peer_proc.pid
-            watched["peer"] = {"server": lambda: [peer_pid]}
+            peer_proc, others["peer"], variant["peer"] = start_peer(args, gguf, gpu)
+            procs.append(peer_proc)
+        for name, proc in zip(others, procs[1:], strict=True):
+            targets.append(Target(name, others[name], "openai", "bench"))
+            watched[name] = {"server": lambda pid=proc.pid: [pid]}
         print(f"measuring {len(targets)} targets, taking turns ...", file=sys.stderr)
         runs = measure_interleaved(targets, watched, args)
-        variant["nexus"]["gpu_memory_mib"] = gpu_memory_mib(process_tree(front))
-        if peer_proc is not None:
-            variant["peer"]["gpu_memory_mib"] = gpu_memory_mib(process_tree(peer_proc.pid))
+        for name, proc in zip(["nexus", *others], procs, strict=True):
+            variant[name]["gpu_memory_mib"] = gpu_memory_mib(process_tree(proc.pid))
         print("one-token requests, taking turns ...", file=sys.stderr)
-        latency = one_token_latencies(nexus_url, peer_url)
+        latency = one_token_latencies(nexus_url, others)
     finally:
-        stop(nexus_proc)
-        stop(peer_proc)
+        for proc in procs:
+            stop(proc)
     return variant, runs, latency
 
 
@@ -427,11 +450,14 @@ def summarize_variant(
     engine: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Medians and paired ratios; ``engine`` None where its child process gave no result."""
-    peer_runs = runs.get("peer")
+    peer_runs, alone_runs = runs.get("peer"), runs.get("alone")
     nexus = variant["nexus"]
-    nexus["chat"] = summarize(runs["chat"], peer_runs)
-    nexus["openai"] = summarize(runs["openai"], peer_runs)
+    nexus["chat"] = summarize(runs["chat"], peer_runs, alone_runs)
+    nexus["openai"] = summarize(runs["openai"], peer_runs, alone_runs)
     nexus["request_latency_ms"] = latency["nexus"]
+    if alone_runs:
+        variant["alone"]["openai"] = summarize(alone_runs, peer_runs)
+        variant["alone"]["request_latency_ms"] = latency["alone"]
     if peer_runs:
         variant["peer"]["openai"] = summarize(peer_runs, None)
         variant["peer"]["request_latency_ms"] = latency["peer"]

@@ -18,9 +18,11 @@ def render_table(results: dict[str, Any]) -> str:
     """One section per model variant, then the pull figures."""
     lines = [
         f"{results['threads']} threads, context {results['ctx_per_slot']} per slot, greedy,"
-        f" {results['n_predict']} tokens, median of {results['runs']} runs with both servers up"
+        f" {results['n_predict']} tokens, median of {results['runs']} runs with the servers up"
         f" and taking turns ({results['machine']}, engine:"
-        f" {results.get('engine_build', 'xllamacpp')}). Ratios: the median of each run's ratio."
+        f" {results.get('engine_build', 'xllamacpp')}). Engine alone: the installed engine's own"
+        " server as Nexus runs it (its runner process), without Nexus's front."
+        " Ratios: the median of each run's ratio."
         " CPU per token: the server processes' user + system time over the aggregate phases,"
         " divided by the tokens streamed in them.",
     ]
@@ -52,73 +54,101 @@ def measure_rows(concurrency: list[int]) -> list[tuple[str, str, bool]]:
     ]
 
 
+HEADER = (
+    "| Measure | Nexus /api/chat | Nexus /v1 | Engine alone | llama-server "
+    "| /api/chat / peer | /v1 / peer | Engine alone / peer | /api/chat / alone | /v1 / alone |"
+)
+
+
 def variant_rows(variant: dict[str, Any], concurrency: list[int]) -> list[str]:
+    """Nexus's two APIs, the engine's own server alone and llama-server, then the ratios: each
+    against llama-server, and Nexus against the engine alone (what Nexus's layers cost)."""
     nexus = variant["nexus"]
-    peer = variant.get("peer") or {}
-    chat, openai, peer_api = nexus["chat"], nexus["openai"], peer.get("openai") or {}
-    lines = [
-        "| Measure | Nexus /api/chat | Nexus /v1 | llama-server | /api/chat / peer | /v1 / peer |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    chat, openai = nexus["chat"], nexus["openai"]
+    alone = (variant.get("alone") or {}).get("openai") or {}
+    peer = (variant.get("peer") or {}).get("openai") or {}
+    lines = [HEADER, "|---|" + "---:|" * 9]
     for label, key, both in measure_rows(concurrency):
-        v1 = openai.get(key) if both else None
-        lines.append(
-            f"| {label} | {_fmt(chat.get(key))} | {_fmt(v1)} | {_fmt(peer_api.get(key))} "
-            f"| {_ratio(chat.get('vs_peer', {}).get(key))} "
-            f"| {_ratio(openai.get('vs_peer', {}).get(key) if both else None)} |"
-        )
-    for label, a, b, p in server_rows(variant):
-        lines.append(f"| {label} | {a} | {b} | {p} | | |")
+        v1 = openai if both else {}
+        values = [chat.get(key), v1.get(key), alone.get(key), peer.get(key)]
+        ratios = [
+            chat.get("vs_peer", {}).get(key),
+            v1.get("vs_peer", {}).get(key),
+            alone.get("vs_peer", {}).get(key),
+            chat.get("vs_alone", {}).get(key),
+            v1.get("vs_alone", {}).get(key),
+        ]
+        cells = [_fmt(v) for v in values] + [_ratio(r) for r in ratios]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for label, *cells in server_rows(variant):
+        lines.append(f"| {label} | " + " | ".join(cells) + " |" + " |" * 5)
     return lines
 
 
-def server_rows(variant: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """Figures of a server rather than of an API: label, Nexus, (blank), llama-server."""
+def server_rows(variant: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """Figures of a server rather than of an API: label, Nexus, (Nexus /v1 or blank), the engine
+    alone, llama-server."""
     nexus = variant["nexus"]
-    peer = variant.get("peer") or {}
     chat, openai = nexus["chat"], nexus["openai"]
+    alone = variant.get("alone") or {}
+    peer = variant.get("peer") or {}
     engine_ms = (variant.get("engine") or {}).get("request_latency_ms")
-    overhead = None if engine_ms is None else nexus["request_latency_ms"] - engine_ms
-    peer_ms = peer.get("request_latency_ms")
-    peer_overhead = None if engine_ms is None or peer_ms is None else peer_ms - engine_ms
+
+    def http_layer(total_ms: float | None) -> str:
+        return _fmt(None if engine_ms is None or total_ms is None else total_ms - engine_ms, 2)
+
+    alone_api = alone.get("openai") or {}
     return [
         (
             "TTFT overhead vs llama-server (ms)",
             _fmt(chat.get("ttft_overhead_ms")),
             _fmt(openai.get("ttft_overhead_ms")),
+            _fmt(alone_api.get("ttft_overhead_ms")),
             "0" if peer.get("openai") else "—",
+        ),
+        (
+            "TTFT overhead vs the engine alone (ms)",
+            _fmt(chat.get("ttft_overhead_vs_alone_ms")),
+            _fmt(openai.get("ttft_overhead_vs_alone_ms")),
+            "0" if alone_api else "—",
+            "",
         ),
         (
             "Cold load of the model (s)",
             _fmt(nexus["cold_load_s"], 2),
             "",
+            _fmt(alone.get("cold_load_s"), 2),
             _fmt(peer.get("cold_load_s"), 2),
         ),
-        ("Memory, idle server (MB)", _fmt(nexus["idle_rss_mb"], 0), "", "—"),
+        ("Memory, idle server (MB)", _fmt(nexus["idle_rss_mb"], 0), "", "—", "—"),
         (
             "Memory, model loaded (MB)",
             _fmt(nexus["loaded_rss_mb"], 0),
             "",
+            _fmt(alone.get("loaded_rss_mb"), 0),
             _fmt(peer.get("loaded_rss_mb"), 0),
         ),
         (
             "GPU memory (MiB)",
             _fmt(nexus.get("gpu_memory_mib"), 0),
             "",
+            _fmt(alone.get("gpu_memory_mib"), 0),
             _fmt(peer.get("gpu_memory_mib"), 0),
         ),
         (
             "One-token request latency (ms)",
             _fmt(nexus["request_latency_ms"], 2),
             "",
+            _fmt(alone.get("request_latency_ms"), 2),
             _fmt(peer.get("request_latency_ms"), 2),
         ),
-        ("One-token request latency, engine in-process (ms)", _fmt(engine_ms, 2), "", "—"),
+        ("One-token request latency, engine in-process (ms)", _fmt(engine_ms, 2), "", "—", "—"),
         (
             "HTTP layer per request (ms): one-token request - engine in-process",
-            _fmt(overhead, 2),
+            http_layer(nexus["request_latency_ms"]),
             "",
-            _fmt(peer_overhead, 2),
+            http_layer(alone.get("request_latency_ms")),
+            http_layer(peer.get("request_latency_ms")),
         ),
     ]
 
@@ -154,6 +184,8 @@ def chart_variant(ax: Any, variant: dict[str, Any], concurrency: list[int]) -> N
         ("Nexus /api/chat", variant["nexus"]["chat"]),
         ("Nexus /v1", variant["nexus"]["openai"]),
     ]
+    if variant.get("alone"):
+        series.append(("engine alone", variant["alone"]["openai"]))
     if variant.get("peer"):
         series.append(("llama-server", variant["peer"]["openai"]))
     for label, data in series:

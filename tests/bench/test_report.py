@@ -55,11 +55,14 @@ def variant(model: str, scale: float, engine_ms: float | None) -> dict[str, Any]
         if not key.startswith(("front", "runner"))
     }
     peer["ttft_ms"] = [12.0, 13.0]
+    # the engine's server alone: as fast as Nexus, 1 ms sooner to the first token
+    alone = {key: values for key, values in runs.items() if not key.startswith(("front", "runner"))}
+    alone["ttft_ms"] = [14.0, 15.0]
     return {
         "model": model,
         "nexus": {
-            "chat": summarize(runs, peer),
-            "openai": summarize(runs, peer),
+            "chat": summarize(runs, peer, alone),
+            "openai": summarize(runs, peer, alone),
             "cold_load_s": 0.8,
             "idle_rss_mb": 80.0,
             "loaded_rss_mb": 600.0,
@@ -68,6 +71,8 @@ def variant(model: str, scale: float, engine_ms: float | None) -> dict[str, Any]
         },
         "peer": {"openai": summarize(peer, None), "cold_load_s": 0.5, "loaded_rss_mb": 500.0,
                  "gpu_memory_mib": 1234.0, "request_latency_ms": 10.0},
+        "alone": {"openai": summarize(alone, peer), "cold_load_s": 0.4, "loaded_rss_mb": 520.0,
+                  "gpu_memory_mib": 1200.0, "request_latency_ms": 11.0},
         "engine": None if engine_ms is None else {"request_latency_ms": engine_ms},
     }  # fmt: skip
 
@@ -89,24 +94,47 @@ def section(table: str, model: str) -> str:
 
 
 def test_table_shows_the_paired_ratios_and_the_overhead() -> None:
+    """Each figure against llama-server, and Nexus against the engine's own server alone."""
     table = render_table(results(variant("m.gguf", 1.0, 10.5)))
     assert (
-        "| Aggregate decode tokens/s, 8 streams | 145.0 | 145.0 | 181.2 | 0.80x | 0.80x |" in table
+        "| Aggregate decode tokens/s, 8 streams | 145.0 | 145.0 | 145.0 | 181.2 "
+        "| 0.80x | 0.80x | 0.80x | 1.00x | 1.00x |" in table
     )
-    assert "| TTFT overhead vs llama-server (ms) | 3.0 | 3.0 | 0 | | |" in table
-    row = "| HTTP layer per request (ms): one-token request - engine in-process | 1.50 |  | -0.50 |"
+    assert "| TTFT overhead vs llama-server (ms) | 3.0 | 3.0 | 2.0 | 0 | | | | | |" in table
+    assert "| TTFT overhead vs the engine alone (ms) | 1.0 | 1.0 | 0 |  | | | | | |" in table
+    row = (
+        "| HTTP layer per request (ms): one-token request - engine in-process "
+        "| 1.50 |  | 0.50 | -0.50 |"
+    )
     assert row in table
+
+
+def test_table_without_the_engine_alone() -> None:
+    """``--skip-engine-alone``: its columns are dashes, the rest as before."""
+    data = variant("m.gguf", 1.0, 10.5)
+    del data["alone"]
+    for api in ("chat", "openai"):
+        data["nexus"][api] = {k: v for k, v in data["nexus"][api].items() if "alone" not in k}
+    table = render_table(results(data))
+    assert (
+        "| Aggregate decode tokens/s, 8 streams | 145.0 | 145.0 | — | 181.2 "
+        "| 0.80x | 0.80x | — | — | — |" in table
+    )
+    assert "| One-token request latency (ms) | 12.00 |  | — | 10.00 | | | | | |" in table
 
 
 def test_table_has_cpu_per_token_and_gpu_memory() -> None:
     table = render_table(results(variant("m.gguf", 1.0, 10.5)))
     assert (
-        "| Server CPU per streamed token (µs), all processes | 510.0 | 510.0 | 637.5 "
-        "| 0.80x | 0.80x |" in table
+        "| Server CPU per streamed token (µs), all processes | 510.0 | 510.0 | 510.0 | 637.5 "
+        "| 0.80x | 0.80x | 0.80x | 1.00x | 1.00x |" in table
     )
-    assert "| Server CPU per streamed token (µs), Nexus front | 42.0 | 42.0 | — | — | — |" in table
+    assert (
+        "| Server CPU per streamed token (µs), Nexus front | 42.0 | 42.0 | — | — "
+        "| — | — | — | — | — |" in table
+    )
     assert "| Server CPU per streamed token (µs), Nexus runner | 468.0 | 468.0 | — |" in table
-    assert "| GPU memory (MiB) | — |  | 1,234 | | |" in table
+    assert "| GPU memory (MiB) | — |  | 1,200 | 1,234 | | | | | |" in table
 
 
 def test_one_section_per_variant_and_a_missing_engine_phase() -> None:
