@@ -7,6 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
+
 from nexus.errors import BadRequest, NexusError, RunnerFailed
 from nexus.runner.link import EngineLink, LinkError
 
@@ -149,7 +151,7 @@ class EngineClient:
                     line = pending[start:end]
                     start = end + 1
                     if line.startswith(b"data: "):
-                        event = json.loads(line[6:])
+                        event = orjson.loads(line[6:])  # the engine's JSON, per token
                         if event.get("stop"):
                             final = event
                             break

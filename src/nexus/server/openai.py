@@ -16,10 +16,11 @@ from nexus.api.openai import ChatCompletionRequest, CompletionRequest, Embedding
 from nexus.compat import openai as oa
 from nexus.errors import BadRequest, ModelNotFound, NexusError
 from nexus.inference.schemas import check_schema
+from nexus.jsonio import dumpb
 from nexus.server.body import parse_body
 from nexus.server.errors import error_body
 from nexus.server.state import state_of
-from nexus.server.streaming import JSONReply, dumps, until_disconnect
+from nexus.server.streaming import JSONReply, until_disconnect
 from nexus.store.names import ModelName
 from nexus.streams import aclose
 
@@ -32,11 +33,11 @@ async def sse(first: Chunk, rest: AsyncIterator[Chunk], path: str) -> AsyncItera
     """``data: {json}`` events ending with ``data: [DONE]``; a failure after the first event is
     sent as an error event, which the OpenAI SDK raises."""
     try:
-        yield f"data: {dumps(first)}\n\n".encode()
+        yield b"data: " + dumpb(first) + b"\n\n"
         async for chunk in rest:
-            yield f"data: {dumps(chunk)}\n\n".encode()
+            yield b"data: " + dumpb(chunk) + b"\n\n"
     except NexusError as exc:
-        yield f"data: {dumps(error_body(path, exc.status, exc.message, exc))}\n\n".encode()
+        yield b"data: " + dumpb(error_body(path, exc.status, exc.message, exc)) + b"\n\n"
         return
     finally:
         await aclose(rest)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -12,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from nexus.errors import Canceled, NexusError
+from nexus.jsonio import dumpb
 from nexus.streams import aclose
 
 log = logging.getLogger(__name__)
@@ -19,30 +19,26 @@ log = logging.getLogger(__name__)
 Chunk = dict[str, Any]
 
 
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
 def event_frame(event: dict[str, Any]) -> bytes:
     """One server-sent event named by its ``type``, as the Responses and Messages APIs send them."""
-    return f"event: {event['type']}\ndata: {dumps(event)}\n\n".encode()
+    return b"event: " + event["type"].encode() + b"\ndata: " + dumpb(event) + b"\n\n"
 
 
 class JSONReply(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return dumps(content).encode()
+        return dumpb(content)
 
 
 async def _ndjson(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
-    yield (dumps(first) + "\n").encode()
+    yield dumpb(first) + b"\n"
     try:
         async for chunk in rest:
-            yield (dumps(chunk) + "\n").encode()
+            yield dumpb(chunk) + b"\n"
     except NexusError as exc:
-        yield (dumps({"error": exc.message}) + "\n").encode()
+        yield dumpb({"error": exc.message}) + b"\n"
     except Exception as exc:  # the stream has started: report in-band, as Ollama does
         log.exception("stream failed")
-        yield (dumps({"error": str(exc)}) + "\n").encode()
+        yield dumpb({"error": str(exc)}) + b"\n"
     finally:
         await aclose(rest)
 
@@ -139,6 +135,6 @@ def merge_chat(chunks: list[Chunk]) -> Chunk:
 async def progress_stream(statuses: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
     try:
         async for status in statuses:
-            yield (dumps(status) + "\n").encode()
+            yield dumpb(status) + b"\n"
     except NexusError as exc:
-        yield (dumps({"error": exc.message}) + "\n").encode()
+        yield dumpb({"error": exc.message}) + b"\n"
