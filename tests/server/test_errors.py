@@ -326,6 +326,60 @@ def test_chat_of_thousands_of_messages_is_truncated(http: httpx.Client) -> None:
     assert 0 < resp.json()["prompt_eval_count"] < 2048
 
 
+def test_generate_too_long_without_truncation_is_400(http: httpx.Client) -> None:
+    """The prompt goes to the engine as text; its refusal is the same 400 as before."""
+    body = {
+        "model": M,
+        "prompt": _long_text(3000),
+        "truncate": False,
+        "options": {"num_predict": 2},
+    }
+    message = assert_error(http.post("/api/generate", json=body), 400)
+    assert "exceeds the context length (2048 tokens)" in message
+    body["stream"] = False
+    assert_error(http.post("/api/generate", json=body), 400)
+    body["raw"] = True
+    assert_error(http.post("/api/generate", json=body), 400)
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_generate_too_long_is_truncated_by_default(http: httpx.Client, raw: bool) -> None:
+    body = {"model": M, "prompt": _long_text(3000), "raw": raw, "stream": False,
+            "options": {"num_predict": 2, "temperature": 0}}  # fmt: skip
+    resp = http.post("/api/generate", json=body)
+    assert resp.status_code == 200, resp.text
+    final = resp.json()
+    assert final["truncated"] is True
+    assert 0 < final["prompt_eval_count"] <= 2047
+    if raw:
+        assert "context" not in final
+    else:
+        assert len(final["context"]) == final["prompt_eval_count"] + final["eval_count"]
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_generate_counts_and_context_are_the_prompts_tokens(http: httpx.Client, raw: bool) -> None:
+    """Without a context to continue, the prompt's tokens are not asked for before the first
+    token; the counts and the reply's ``context`` are still those of the whole prompt."""
+    prompt = "Name three colours."
+    body = {"model": M, "prompt": prompt, "raw": raw, "stream": False,
+            "options": {"num_predict": 3, "temperature": 0}}  # fmt: skip
+    final = http.post("/api/generate", json=body).json()
+    assert final["eval_count"] == 3
+    if raw:  # four words and a full stop, BOS where the model wants one: a handful of tokens
+        assert "context" not in final
+        assert 4 <= final["prompt_eval_count"] <= 8
+    else:
+        context = final["context"]
+        assert len(context) == final["prompt_eval_count"] + 3
+        again = http.post(
+            "/api/generate",
+            json={**body, "prompt": "And three more.", "context": context, "stream": False},
+        ).json()
+        assert again["context"][: len(context)] == context
+        assert again["prompt_eval_count"] > len(context)
+
+
 def test_keep_alive_zero_request_unloads_after_it(http: httpx.Client) -> None:
     generate_ok(http)
     assert M in ps_names(http)

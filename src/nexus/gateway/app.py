@@ -49,6 +49,7 @@ from nexus.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from nexus.gateway.proxy import Forward, Outcome, Proxy
 from nexus.gateway.responses import error_body
 from nexus.gateway.routing import Router
+from nexus.net.collector import freeze_startup_objects
 
 log = logging.getLogger("nexus.gateway")
 
@@ -126,6 +127,7 @@ class GatewayApp:
                     log.error("gateway start-up failed: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                freeze_startup_objects()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()

@@ -306,35 +306,35 @@ class InferenceService:
             client = _client(lease)
             builder = PromptBuilder(client, self.catalog)
             rendered = await builder.generate_prompt(model, req)
-            # BOS (where the model wants one) starts a fresh prompt; a context already has it
-            text_tokens = await client.tokenize(rendered.text, add_special=not req.context)
-            tokens = list(req.context or []) + text_tokens
-            truncated = False
-            if len(tokens) > spec.num_ctx - 1:
-                if not req.truncate:
-                    raise ContextOverflow(
-                        f"the input length ({len(tokens)} tokens) exceeds the context length "
-                        f"({spec.num_ctx} tokens)"
-                    )
-                keep = min(int(options.get("num_keep", 4)), spec.num_ctx // 2)
-                drop = len(tokens) - (spec.num_ctx - 1)
-                tokens = tokens[:keep] + tokens[keep + drop :]
-                truncated = True
-                log.warning(
-                    "generate for %s: prompt of %d tokens truncated to the context of %d",
-                    req.model,
-                    len(tokens) + drop,
-                    spec.num_ctx,
-                )
             body = self._engine_body(options, req.format, req.logprobs, req.top_logprobs)
-            body.update(prompt=tokens, return_tokens=True)
-            if rendered.images:  # images go in as data beside the text's media markers
-                body["prompt"] = engine_prompt(rendered)
+            body["return_tokens"] = True
+            # The prompt goes as text (the engine tokenizes it, BOS where the model wants one),
+            # so no tokenizing round trip comes before the first token. Tokens are needed first
+            # only for a context from an earlier reply, or to truncate a prompt the engine
+            # found too long; a non-raw reply's own ``context`` is tokenized after, as Ollama's.
+            tokens: list[int] | None = None
+            truncated = False
+            if req.context and not rendered.images:
+                tokens, truncated = await self._fit_tokens(client, rendered, req, options, spec)
+            body["prompt"] = tokens if tokens is not None else engine_prompt(rendered)
             thinker = (
                 None if req.raw else thinking_parser(model, req.template, rendered, req.think, body)
             )
+            events = staged(lambda b: self._stream(lease, b), body, thinker)
+            try:
+                first = await anext(events)
+            except ContextExceeded as exc:
+                if not req.truncate or tokens is not None or rendered.images:
+                    raise ContextOverflow(
+                        f"the input length ({exc.n_prompt_tokens} tokens) exceeds the context "
+                        f"length ({spec.num_ctx} tokens)"
+                    ) from exc
+                tokens, truncated = await self._fit_tokens(client, rendered, req, options, spec)
+                body["prompt"] = tokens
+                events = staged(lambda b: self._stream(lease, b), body, thinker)
+                first = await anext(events)
             generated: list[int] = []
-            async for event in staged(lambda b: self._stream(lease, b), body, thinker):
+            async for event in prepend(first, events):
                 thought, text = split_thinking(thinker, event)
                 if not event.get("stop"):
                     generated.extend(event.get("tokens") or ())
@@ -352,7 +352,10 @@ class InferenceService:
                     continue
                 generated.extend(event.get("tokens") or ())
                 stats.take_timings(event)
-                stats.prompt_eval_count = len(tokens)
+                if not req.raw and tokens is None:
+                    tokens = await client.tokenize(rendered.text, add_special=True)
+                if tokens is not None:
+                    stats.prompt_eval_count = len(tokens)
                 final: Chunk = {
                     **base,
                     "created_at": now_iso(),
@@ -362,13 +365,43 @@ class InferenceService:
                 }
                 if thought:
                     final["thinking"] = thought
-                if not req.raw:
+                if not req.raw and tokens is not None:
                     final["context"] = tokens + generated
                 final.update(stats.fields())
                 if truncated:
                     final["truncated"] = True
                 _used_tokens(stats.prompt_eval_count, stats.eval_count)
                 yield final
+
+    async def _fit_tokens(
+        self,
+        client: EngineClient,
+        rendered: RenderedPrompt,
+        req: GenerateRequest,
+        options: dict[str, Any],
+        spec: RunnerSpec,
+    ) -> tuple[list[int], bool]:
+        """The prompt's tokens after the request's ``context``, and whether they were cut to
+        the context length (the first ``num_keep`` kept, as Ollama does)."""
+        # BOS (where the model wants one) starts a fresh prompt; a context already has it
+        text_tokens = await client.tokenize(rendered.text, add_special=not req.context)
+        tokens = list(req.context or []) + text_tokens
+        if len(tokens) <= spec.num_ctx - 1:
+            return tokens, False
+        if not req.truncate:
+            raise ContextOverflow(
+                f"the input length ({len(tokens)} tokens) exceeds the context length "
+                f"({spec.num_ctx} tokens)"
+            )
+        keep = min(int(options.get("num_keep", 4)), spec.num_ctx // 2)
+        drop = len(tokens) - (spec.num_ctx - 1)
+        log.warning(
+            "generate for %s: prompt of %d tokens truncated to the context of %d",
+            req.model,
+            len(tokens),
+            spec.num_ctx,
+        )
+        return tokens[:keep] + tokens[keep + drop :], True
 
     # ---- chat -------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from nexus import __version__
 from nexus.config import Settings
 from nexus.inference.models import ModelCatalog
 from nexus.inference.service import InferenceService
+from nexus.net.collector import freeze_startup_objects
 from nexus.runner.process import RunnerProcess
 from nexus.runner.spec import RunnerSpec
 from nexus.scheduler import Scheduler
@@ -122,6 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         await asyncio.to_thread(state.store.remove_leftovers)
         await asyncio.to_thread(state.store.prune)
+        freeze_startup_objects()
         yield
         await state.scheduler.shutdown()
 
