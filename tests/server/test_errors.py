@@ -277,18 +277,23 @@ def _long_text(words: int) -> str:
     return " ".join(f"apple{i % 10}" for i in range(words))
 
 
-def test_chat_too_long_without_truncation_is_400(http: httpx.Client) -> None:
+@pytest.mark.parametrize(
+    ("path", "prompt"),
+    [
+        ("/api/chat", {"messages": [{"role": "user", "content": _long_text(3000)}]}),
+        ("/api/generate", {"prompt": _long_text(3000)}),  # sent as text: the engine refuses it
+        ("/api/generate", {"prompt": _long_text(3000), "raw": True}),
+    ],
+)
+def test_too_long_without_truncation_is_400(
+    http: httpx.Client, path: str, prompt: dict[str, Any]
+) -> None:
     # The session server runs with OLLAMA_CONTEXT_LENGTH=2048: this is well past it.
-    body = {
-        "model": M,
-        "messages": [{"role": "user", "content": _long_text(3000)}],
-        "truncate": False,
-        "options": {"num_predict": 2},
-    }
-    message = assert_error(http.post("/api/chat", json=body), 400)
-    assert "context" in message
+    body = {"model": M, **prompt, "truncate": False, "options": {"num_predict": 2}}
+    message = assert_error(http.post(path, json=body), 400)
+    assert "exceeds the context length (2048 tokens)" in message
     body["stream"] = False
-    assert_error(http.post("/api/chat", json=body), 400)
+    assert_error(http.post(path, json=body), 400)
 
 
 def test_chat_long_history_is_truncated_with_flag(http: httpx.Client) -> None:
@@ -324,22 +329,6 @@ def test_chat_of_thousands_of_messages_is_truncated(http: httpx.Client) -> None:
     assert resp.json()["done"] is True
     assert resp.json().get("truncated") is True
     assert 0 < resp.json()["prompt_eval_count"] < 2048
-
-
-def test_generate_too_long_without_truncation_is_400(http: httpx.Client) -> None:
-    """The prompt goes to the engine as text; its refusal is the same 400 as before."""
-    body = {
-        "model": M,
-        "prompt": _long_text(3000),
-        "truncate": False,
-        "options": {"num_predict": 2},
-    }
-    message = assert_error(http.post("/api/generate", json=body), 400)
-    assert "exceeds the context length (2048 tokens)" in message
-    body["stream"] = False
-    assert_error(http.post("/api/generate", json=body), 400)
-    body["raw"] = True
-    assert_error(http.post("/api/generate", json=body), 400)
 
 
 @pytest.mark.parametrize("raw", [False, True])
