@@ -308,13 +308,14 @@ class InferenceService:
             rendered = await builder.generate_prompt(model, req)
             body = self._engine_body(options, req.format, req.logprobs, req.top_logprobs)
             body["return_tokens"] = True
-            # The prompt goes as text (the engine tokenizes it, BOS where the model wants one),
-            # so no tokenizing round trip comes before the first token. Tokens are needed first
-            # only for a context from an earlier reply, or to truncate a prompt the engine
-            # found too long; a non-raw reply's own ``context`` is tokenized after, as Ollama's.
+            # A prompt that cannot pass the context goes as text (the engine tokenizes it, BOS
+            # where the model wants one), so no tokenizing round trip comes before the first
+            # token. Tokens are needed first only to continue a context from an earlier reply,
+            # or to truncate a prompt that may be too long (no token is shorter than a byte);
+            # a non-raw reply's own ``context`` is tokenized after, as Ollama's is.
             tokens: list[int] | None = None
             truncated = False
-            if req.context and not rendered.images:
+            if not rendered.images and (req.context or _may_overflow(rendered.text, spec)):
                 tokens, truncated = await self._fit_tokens(client, rendered, req, options, spec)
             body["prompt"] = tokens if tokens is not None else engine_prompt(rendered)
             thinker = (
@@ -674,6 +675,15 @@ class InferenceService:
 
 async def _as_tokens(client: EngineClient, item: str | list[int]) -> list[int]:
     return list(item) if isinstance(item, list) else await client.tokenize(item, add_special=True)
+
+
+def _may_overflow(text: str, spec: RunnerSpec) -> bool:
+    """Whether ``text`` could be more tokens than a slot holds: a token is at least one byte of
+    it (a special token written out is several), and BOS and EOS may be added. A character is
+    at most four bytes, so a short text is not encoded to know."""
+    if 4 * len(text) + 2 < spec.num_ctx:
+        return False
+    return len(text.encode()) + 2 >= spec.num_ctx
 
 
 def _client(lease: Lease) -> EngineClient:
