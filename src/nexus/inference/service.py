@@ -49,16 +49,18 @@ EMBED_TOKENIZE_CONCURRENCY = 4
 Chunk = dict[str, Any]
 
 
-_stamp: list[Any] = [-1, ""]  # the last second formatted, and its text
+_stamp: tuple[int, str] = (-1, "")  # the last second formatted, and its text
 
 
 def now_iso() -> str:
     """UTC now as Ollama writes ``created_at`` (microseconds): the date and time of day are
     formatted once a second, since every streamed chunk carries one."""
+    global _stamp
     second, nanos = divmod(time.time_ns(), 1_000_000_000)
-    if second != _stamp[0]:
-        _stamp[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")]
-    return f"{_stamp[1]}.{nanos // 1000:06d}Z"
+    stamp = _stamp
+    if stamp[0] != second:
+        stamp = _stamp = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{stamp[1]}.{nanos // 1000:06d}Z"
 
 
 def _available_memory() -> int:
