@@ -3,10 +3,17 @@ llama.cpp's own API as llama-server does, with the spec Nexus's scheduler gives 
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
 import httpx
 
-from bench.__main__ import stop
+from bench.__main__ import MODEL, import_model, stop
 from bench.engine_alone import runner_spec, start_engine_alone
+from nexus.config import Settings
+from nexus.runner.spec import RunnerSpec
+from nexus.server.app import build_state
 from nexus.store.default_model import default_gguf_path
 
 
@@ -31,3 +38,20 @@ def test_the_bare_runner_serves_on_loopback_and_stops() -> None:
     finally:
         stop(proc)
     assert proc.returncode is not None
+
+
+def test_the_spec_is_the_schedulers_for_the_bench_model(tmp_path: Path) -> None:
+    """What the server would load for the bench's model, with the bench's settings, is what the
+    engine alone runs (the weights as the store's blob, the same bytes)."""
+    gguf = default_gguf_path().resolve()
+    import_model(gguf, tmp_path, 2)
+    env = {"OLLAMA_MODELS": str(tmp_path), "OLLAMA_NUM_PARALLEL": "16",
+           "OLLAMA_CONTEXT_LENGTH": "1024"}  # fmt: skip
+    state = build_state(Settings.from_env(env))
+
+    async def spec() -> RunnerSpec:
+        model = await state.catalog.get(MODEL)
+        return state.inference.runner_spec(model, state.inference.options_for(model, None))
+
+    served = asyncio.run(spec())
+    assert replace(served, model_path=str(gguf)) == runner_spec(gguf, 1024, 16, 2)
