@@ -328,10 +328,7 @@ class InferenceService:
                 first = await anext(events)
             except ContextExceeded as exc:
                 if not req.truncate or tokens is not None or rendered.images:
-                    raise ContextOverflow(
-                        f"the input length ({exc.n_prompt_tokens} tokens) exceeds the context "
-                        f"length ({spec.num_ctx} tokens)"
-                    ) from exc
+                    raise _too_long(exc.n_prompt_tokens, spec.num_ctx) from exc
                 tokens, truncated = await self._fit_tokens(client, rendered, req, options, spec)
                 body["prompt"] = tokens
                 events = staged(lambda b: self._stream(lease, b), body, thinker)
@@ -392,10 +389,7 @@ class InferenceService:
         if len(tokens) <= spec.num_ctx - 1:
             return tokens, False
         if not req.truncate:
-            raise ContextOverflow(
-                f"the input length ({len(tokens)} tokens) exceeds the context length "
-                f"({spec.num_ctx} tokens)"
-            )
+            raise _too_long(len(tokens), spec.num_ctx)
         keep = min(int(options.get("num_keep", 4)), spec.num_ctx // 2)
         drop = len(tokens) - (spec.num_ctx - 1)
         log.warning(
@@ -460,11 +454,7 @@ class InferenceService:
                 first = await anext(events)
             except ContextExceeded as exc:
                 if not req.truncate:
-                    raise ContextOverflow(
-                        f"the input length ({exc.n_prompt_tokens} tokens) exceeds the context "
-                        f"length ({spec.num_ctx} tokens)",
-                        param="messages",
-                    ) from exc
+                    raise _too_long(exc.n_prompt_tokens, spec.num_ctx, "messages") from exc
                 rendered = await builder.fit_chat(model, messages, tools, think, spec.num_ctx)
                 outcome.truncated = True
                 log.warning(
@@ -677,6 +667,14 @@ class InferenceService:
 
 async def _as_tokens(client: EngineClient, item: str | list[int]) -> list[int]:
     return list(item) if isinstance(item, list) else await client.tokenize(item, add_special=True)
+
+
+def _too_long(n_tokens: int, num_ctx: int, param: str | None = None) -> ContextOverflow:
+    """The refusal of a prompt past the context, worded as Ollama words it."""
+    return ContextOverflow(
+        f"the input length ({n_tokens} tokens) exceeds the context length ({num_ctx} tokens)",
+        param=param,
+    )
 
 
 def _may_overflow(text: str, spec: RunnerSpec) -> bool:
