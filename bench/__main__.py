@@ -405,13 +405,12 @@ def measure_servers(
 ) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]], dict[str, float]]:
     """Start-up figures, the per-run samples of every target, the one-token latencies."""
     variant: dict[str, Any] = {"model": gguf.name}
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: dict[str, subprocess.Popen[bytes]] = {}  # "nexus", "alone", "peer"
     others: dict[str, str] = {}  # llama.cpp servers beside Nexus: name, URL
     try:
         print("starting Nexus ...", file=sys.stderr)
-        nexus_proc, nexus_url, variant["nexus"] = start_nexus(args, models)
-        procs.append(nexus_proc)
-        front = nexus_proc.pid
+        procs["nexus"], nexus_url, variant["nexus"] = start_nexus(args, models)
+        front = procs["nexus"].pid
         nexus_watch: Watched = {"front": lambda: [front], "runner": lambda: child_pids(front)}
         targets = [
             Target("chat", nexus_url, "ollama", MODEL),
@@ -420,25 +419,23 @@ def measure_servers(
         watched = {"chat": nexus_watch, "openai": nexus_watch}
         if not args.skip_engine_alone:
             print("starting the engine alone ...", file=sys.stderr)
-            alone_proc, others["alone"], variant["alone"] = start_engine_alone(
+            procs["alone"], others["alone"], variant["alone"] = start_engine_alone(
                 gguf, args.ctx, max(args.concurrency), args.threads
             )
-            procs.append(alone_proc)
         if not args.skip_peer:
             print("starting llama-server ...", file=sys.stderr)
-            peer_proc, others["peer"], variant["peer"] = start_peer(args, gguf, gpu)
-            procs.append(peer_proc)
-        for name, proc in zip(others, procs[1:], strict=True):
-            targets.append(Target(name, others[name], "openai", "bench"))
-            watched[name] = {"server": lambda pid=proc.pid: [pid]}
+            procs["peer"], others["peer"], variant["peer"] = start_peer(args, gguf, gpu)
+        for name, url in others.items():
+            targets.append(Target(name, url, "openai", "bench"))
+            watched[name] = {"server": lambda pid=procs[name].pid: [pid]}
         print(f"measuring {len(targets)} targets, taking turns ...", file=sys.stderr)
         runs = measure_interleaved(targets, watched, args)
-        for name, proc in zip(["nexus", *others], procs, strict=True):
+        for name, proc in procs.items():
             variant[name]["gpu_memory_mib"] = gpu_memory_mib(process_tree(proc.pid))
         print("one-token requests, taking turns ...", file=sys.stderr)
         latency = one_token_latencies(nexus_url, others)
     finally:
-        for proc in procs:
+        for proc in procs.values():
             stop(proc)
     return variant, runs, latency
 
