@@ -241,6 +241,43 @@ def test_deeply_nested_json_is_400_and_the_connection_survives(
     assert client.get("/api/version").status_code == 200
 
 
+# ---- 6b: lone UTF-16 surrogates ---------------------------------------------------------------
+
+LONE = "\\ud800"  # as a client writes it in JSON: half of a pair, never valid text
+SURROGATE_BODIES = {
+    "/api/chat": '{"model": "%s", "messages": [{"role": "user", "content": "hi%s"}], '
+    '"stream": false, "options": {"num_predict": 2}}',
+    "/api/generate": '{"model": "%s", "prompt": "hi%s", "stream": false, '
+    '"options": {"num_predict": 2}}',
+    "/v1/chat/completions": '{"model": "%s", "messages": [{"role": "user", "content": "hi%s"}], '
+    '"max_tokens": 2}',
+    "/v1/responses": '{"model": "%s", "input": "hi", "instructions": "be%s", '
+    '"max_output_tokens": 2}',
+    "/v1/messages": '{"model": "%s", "max_tokens": 2, '
+    '"messages": [{"role": "user", "content": "hi%s"}]}',
+    "/api/embed": '{"model": "%s", "input": "hi%s"}',
+}
+
+
+@pytest.mark.parametrize("path", SURROGATE_BODIES, ids=SURROGATE_BODIES.keys())
+def test_a_lone_surrogate_reads_as_a_replacement_character(client: httpx.Client, path: str) -> None:
+    """As Go's decoder reads it (U+FFFD): the request is served, and what is echoed back (a
+    Responses object's instructions) is valid UTF-8."""
+    body = SURROGATE_BODIES[path] % (M, LONE)
+    resp = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 200, resp.text[:300]
+    resp.content.decode("utf-8")
+    if path == "/v1/responses":
+        assert resp.json()["instructions"] == "be\ufffd"
+
+
+def test_a_lone_surrogate_in_a_name_is_an_invalid_name(client: httpx.Client) -> None:
+    body = '{"source": "' + M + '", "destination": "copy' + LONE + '"}'
+    resp = client.post("/api/copy", content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text[:300]
+    assert "invalid" in error_of(resp)
+
+
 # ---- 7: body size -----------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from nexus.gateway.errors import BadRequest, ClientGone, PayloadTooLarge, RequestTimeout
+from nexus.jsonio import without_lone_surrogates
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -94,7 +95,7 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise BadRequest("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
-    return data
+    return without_lone_surrogates(body, data)
 
 
 async def send_body(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any, TypeVar
@@ -11,6 +12,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from nexus.errors import BadRequest
+from nexus.jsonio import without_lone_surrogates
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -41,13 +43,19 @@ def json_depth(raw: bytes) -> int:
     return int(np.cumsum(steps).max(initial=0))
 
 
+@functools.cache
+def _boolean_keys(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(
+        info.alias or name
+        for name, info in model.model_fields.items()
+        if info.annotation in (bool, bool | None)
+    )
+
+
 def check_booleans(model: type[BaseModel], data: dict[str, Any]) -> None:
     """Boolean fields take JSON ``true``/``false`` only, as Ollama's decoder does (pydantic
     would also read ``"yes"`` or ``1`` as true)."""
-    for name, info in model.model_fields.items():
-        if info.annotation not in (bool, bool | None):
-            continue
-        key = info.alias or name
+    for key in _boolean_keys(model):
         value = data.get(key)
         if value is not None and not isinstance(value, bool):
             raise BadRequest(
@@ -71,6 +79,7 @@ async def parse_body(request: Request, model: type[T], *, allow_empty: bool = Fa
         raise BadRequest(f"invalid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
+    data = without_lone_surrogates(raw, data)
     check_booleans(model, data)
     try:
         return model.model_validate(data)

@@ -56,6 +56,23 @@ def test_native_chat_through_the_gateway_to_llamacpp(
     assert len(embedded.embeddings) == 2 and len(embedded.embeddings[0]) > 10
 
 
+def test_a_lone_surrogate_is_translated_as_a_replacement_character(
+    llama_gateway: tuple[GatewayProcess, str, str],
+) -> None:
+    """A client's ``"\\ud800"`` (no text UTF-8 can hold) reads as U+FFFD, as Go's decoder reads
+    it, so the native request is translated and served, and the reply is valid UTF-8."""
+    gateway, key, model = llama_gateway
+    body = (
+        '{"model": "' + model + '", "stream": true, "options": {"num_predict": 4}, '
+        '"messages": [{"role": "user", "content": "hi\\ud800"}]}'
+    )
+    with gateway.client(key) as http:
+        resp = http.post("/api/chat", content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 200, resp.text[:300]
+    lines = [json.loads(line) for line in resp.content.decode("utf-8").splitlines()]
+    assert lines[-1]["done"] is True
+
+
 def test_openai_api_passes_through_to_llamacpp(
     llama_gateway: tuple[GatewayProcess, str, str],
 ) -> None:
