@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from nexus.template import jinja
 from nexus.template.jinja import DEADLINE, MAX_OUTPUT, JinjaChatTemplate, TemplateError
 
 MESSAGES = [{"role": "user", "content": 'x\\"' * 10}] * 256
@@ -108,3 +109,36 @@ def test_time_the_machine_gave_other_processes_is_not_the_templates(
     template = JinjaChatTemplate("{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}")
     messages = [{"role": "user", "content": "hi"}] * 20
     assert template.render(messages, bos_token="", eos_token="") == "user:hi;" * 20
+
+
+def _clocked_memory(monkeypatch: pytest.MonkeyPatch, tick: float) -> list[int]:
+    """A wall clock advancing ``tick`` seconds per reading, and a resident size growing 1 MiB
+    per look at it; returns the list the looks are counted in."""
+    clock = iter(range(10**6))
+    monkeypatch.setattr(time, "perf_counter", lambda: next(clock) * tick)
+    looks: list[int] = []
+
+    def grows() -> int:
+        looks.append(1)
+        return len(looks) << 20
+
+    monkeypatch.setattr(jinja, "_resident", grows)
+    return looks
+
+
+def test_memory_is_looked_at_as_the_render_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory growing while lines run (1 MiB between two looks) ends the render past the bound."""
+    looks = _clocked_memory(monkeypatch, jinja.MEMORY_LOOK * 2)
+    template = JinjaChatTemplate("{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}")
+    with pytest.raises(TemplateError, match="memory"):
+        template.render([{"role": "user", "content": "hi"}] * 64, bos_token="", eos_token="")
+    assert len(looks) > jinja.MEMORY_GROWTH >> 20
+
+
+def test_a_short_render_reads_the_memory_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within ``MEMORY_LOOK`` of its start, a render does not look at memory line by line."""
+    looks = _clocked_memory(monkeypatch, jinja.MEMORY_LOOK / 1000)
+    template = JinjaChatTemplate("{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}")
+    messages = [{"role": "user", "content": "hi"}] * 20
+    assert template.render(messages, bos_token="", eos_token="") == "user:hi;" * 20
+    assert len(looks) == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import time
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
@@ -31,7 +30,7 @@ from nexus.options import (
     validate_request_options,
 )
 from nexus.runner.client import ContextExceeded, EngineClient, EngineUnreachable
-from nexus.runner.spec import RunnerSpec
+from nexus.runner.spec import RunnerSpec, machine_cpus
 from nexus.scheduler import Lease, Scheduler
 from nexus.store.gguf_meta import kv_cache_bytes
 from nexus.streams import prepend
@@ -178,7 +177,7 @@ class InferenceService:
             num_gpu=int(load["num_gpu"]) if load.get("num_gpu") is not None else -1,
             main_gpu=int(load.get("main_gpu") or 0),
             # a Modelfile's value too: never more threads than the machine has CPUs
-            num_thread=min(int(load.get("num_thread") or 0), os.cpu_count() or 1),
+            num_thread=min(int(load.get("num_thread") or 0), machine_cpus()),
             use_mmap=bool(load.get("use_mmap", True)),
             flash_attention=self.settings.flash_attention,
             kv_cache_type=self.settings.kv_cache_type,
@@ -211,7 +210,7 @@ class InferenceService:
             requested,
             context_limit=trained,
             batch_limit=max(512, trained),
-            cpus=os.cpu_count() or 1,
+            cpus=machine_cpus(),
         )
         num_ctx = int(requested.get("num_ctx") or 0)
         if num_ctx:

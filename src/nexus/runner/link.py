@@ -9,9 +9,9 @@ lean client of ``nexus.net.http1`` (a few kept-alive connections, replies parsed
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from nexus.jsonio import dumpb
 from nexus.net.http1 import Peer, PeerError, Reply
 
 #: Connections open to one engine at most, idle and busy together; more requests wait for one.
@@ -40,7 +40,7 @@ class EngineLink:
 
         A kept-alive connection the engine closed just before it was reused is replaced once:
         the engine had received nothing, so sending again is safe."""
-        payload = None if body is None else json.dumps(body).encode()
+        payload = None if body is None else dumpb(body)
         return await self._peer.request(method, path, body=payload, headers=_JSON)
 
     async def aclose(self) -> None:

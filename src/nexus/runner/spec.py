@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -58,3 +59,9 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+@functools.cache
+def machine_cpus() -> int:
+    """CPUs this machine has (read once: ``os.cpu_count`` reads sysfs on every call)."""
+    return max(1, os.cpu_count() or 1)

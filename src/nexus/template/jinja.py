@@ -39,6 +39,9 @@ __all__ = ["JinjaChatTemplate", "TemplateError", "TemplateRaised"]
 DEADLINE = 0.02
 #: New memory (resident size) a render may take.
 MEMORY_GROWTH = 16 << 20
+#: Seconds between two looks at the memory while rendering: what one thread can allocate and
+#: fill in that time (a few megabytes at memory bandwidth) stays well below ``MEMORY_GROWTH``.
+MEMORY_LOOK = 100e-6
 #: Longest prompt, in characters, a render may produce; and longest single text it may build
 #: with a filter or method that grows text.
 MAX_OUTPUT = 4 << 20
@@ -210,16 +213,20 @@ def _environment() -> _ChatSandbox:
 
 class _Budget:
     """A trace function that stops the render it watches past the deadline or memory bound,
-    looking at both before every line of the template's own code runs (where its loops are;
-    a call into jinja2's or Python's code is not traced inside).
+    looking before lines of the template's own code run (where its loops are; a call into
+    jinja2's or Python's code is not traced inside).
 
     The deadline is this thread's CPU time: on a busy machine the wall clock also counts the
-    time other processes held the core. The wall clock, cheaper to read, says when to look."""
+    time other processes held the core. The wall clock, cheaper to read, says when to look:
+    at the deadline, and at the memory every ``MEMORY_LOOK`` seconds (reading it is a system
+    call, which on every line had cost a short render five times its own work)."""
 
     def __init__(self) -> None:
         self.started = time.thread_time()
-        self.look = time.perf_counter() + DEADLINE
+        now = time.perf_counter()
+        self.look = now + DEADLINE
         self.memory = _resident() + MEMORY_GROWTH
+        self.memory_look = now + MEMORY_LOOK
 
     def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
         if event == "line":
@@ -229,8 +236,10 @@ class _Budget:
                 if spent > DEADLINE:
                     raise TemplateError(f"the template took longer than {DEADLINE:g} s")
                 self.look = now + DEADLINE - spent
-            if _resident() > self.memory:
-                raise TemplateError("the template took more memory than a prompt needs")
+            if now > self.memory_look:
+                if _resident() > self.memory:
+                    raise TemplateError("the template took more memory than a prompt needs")
+                self.memory_look = now + MEMORY_LOOK
         return self if frame.f_code.co_filename == _TEMPLATE_FILE else None
 
 
