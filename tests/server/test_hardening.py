@@ -391,6 +391,40 @@ def test_leftover_temporary_files_are_removed_at_start(tmp_path: Path, noprune: 
         srv.stop()
 
 
+def test_runner_files_of_a_killed_server_are_removed_at_start(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """A server killed with its model loaded leaves its runner's log and socket directory in
+    the temporary directory; the next server removes them, and nothing of a running one."""
+    tmpdir = tmp_path / "t"
+    tmpdir.mkdir()
+    live = tmpdir / f"nexus-runner-{os.getpid()}-kept"  # named for a process still running
+    live.mkdir()
+    srv = start_server(models_dir, tmp_path / "killed.log", TMPDIR=str(tmpdir))
+    try:
+        with srv.client() as http:
+            body = {"model": M, "prompt": "hi", "stream": False, "options": {"num_predict": 1}}
+            assert http.post("/api/generate", json=body).status_code == 200
+        runners = srv.runner_pids()
+        left = sorted(p.name for p in tmpdir.glob(f"nexus-runner-{srv.proc.pid}-*"))
+        assert len(left) == 2 and any(name.endswith(".log") for name in left), left
+        srv.proc.kill()
+        srv.proc.wait()
+        for pid in runners:  # a runner ends when its server's pipe closes
+            deadline = time.monotonic() + 30
+            while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert sorted(p.name for p in tmpdir.glob(f"nexus-runner-{srv.proc.pid}-*")) == left
+    finally:
+        srv.stop()
+    again = start_server(models_dir, tmp_path / "again.log", TMPDIR=str(tmpdir))
+    try:
+        assert not list(tmpdir.glob(f"nexus-runner-{srv.proc.pid}-*"))
+        assert live.is_dir()
+    finally:
+        again.stop()
+
+
 # ---- 8: invalid JSON schemas ------------------------------------------------------------------
 
 BAD_SCHEMA = {"type": "objekt", "properties": {"a": {"type": 5}}}

@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +33,68 @@ def engine_socket_path(directory: Path) -> str | None:
     too long for a Unix socket."""
     path = str(directory / "engine.sock")
     return path if len(os.fsencode(path)) <= MAX_SOCKET_PATH else None
+
+
+_PREFIX = "nexus-runner-"
+
+
+def _owned_prefix(server_pid: int) -> str:
+    """Runner files (its log, its socket's directory) are named for the server that owns them,
+    so a server killed before it could remove them can be told from one still running."""
+    return f"{_PREFIX}{server_pid}-"
+
+
+def remove_leftovers(directory: Path | None = None) -> int:
+    """Remove the runner files this user's servers left in ``directory`` (the temporary
+    directory) when they were killed: those named for a process that no longer runs. How many
+    were removed."""
+    root = Path(directory or tempfile.gettempdir())
+    removed = 0
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(_PREFIX):
+            continue
+        pid_text = entry.name[len(_PREFIX) :].partition("-")[0]
+        if not pid_text.isdigit() or _running(int(pid_text)):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if _listening(Path(entry.path) / "engine.sock"):
+                    continue  # a server in another PID namespace sharing this directory
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+        removed += 1
+    return removed
+
+
+def _listening(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 class RunnerProcess:
@@ -101,17 +164,18 @@ class RunnerProcess:
         return errors[-1].strip() if errors else ""
 
     async def start(self) -> None:
-        fd, log_name = tempfile.mkstemp(prefix="nexus-runner-", suffix=".log")
+        prefix = _owned_prefix(os.getpid())
+        fd, log_name = tempfile.mkstemp(prefix=prefix, suffix=".log")
         self._log_path = Path(log_name)
-        self._socket_dir = Path(tempfile.mkdtemp(prefix="nexus-runner-"))  # mode 0700
-        socket = engine_socket_path(self._socket_dir)
+        self._socket_dir = Path(tempfile.mkdtemp(prefix=prefix))  # mode 0700
+        socket_path = engine_socket_path(self._socket_dir)
         stderr: int = fd
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "nexus.runner",
             json.dumps(self.spec.to_json()),
-            *([socket] if socket else []),
+            *([socket_path] if socket_path else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=None if self.debug else stderr,

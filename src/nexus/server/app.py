@@ -19,7 +19,7 @@ from nexus.config import Settings
 from nexus.inference.models import ModelCatalog
 from nexus.inference.service import InferenceService
 from nexus.net.collector import freeze_startup_objects
-from nexus.runner.process import RunnerProcess
+from nexus.runner.process import RunnerProcess, remove_leftovers
 from nexus.runner.spec import RunnerSpec
 from nexus.scheduler import Scheduler
 from nexus.server.anthropic import router as anthropic_router
@@ -122,6 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
             ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="nexus-io")
         )
         await asyncio.to_thread(state.store.remove_leftovers)
+        await asyncio.to_thread(remove_leftovers)  # runner files of a server that was killed
         await asyncio.to_thread(state.store.prune)
         freeze_startup_objects()
         yield
