@@ -564,6 +564,29 @@ async def test_runner_dying_during_request_is_dropped_on_release(make: Scheduler
     lease.release()
 
 
+async def test_abandoned_runner_stops_at_once_and_the_next_acquire_loads_afresh(
+    make: SchedulerMaker,
+) -> None:
+    """A runner stuck on work only stopping it ends is stopped while its leases are held; their
+    releases are harmless, and the next request gets a new runner."""
+    scheduler, factory = make()
+    two = spec("/models/a.gguf", parallel=2)
+    stuck = await scheduler.acquire(two)
+    other = await scheduler.acquire(two)
+    runner = factory.runners[0]
+    await scheduler.abandon(stuck)
+    assert runner.stop_calls == 1 and not runner.alive
+    assert scheduler.loaded() == []
+    fresh = await scheduler.acquire(two)
+    assert fresh.runner is factory.runners[1]
+    stuck.release()
+    other.release()
+    await settle()
+    assert runner.stop_calls == 1
+    assert [m.runner for m in scheduler.loaded()] == [factory.runners[1]]
+    fresh.release()
+
+
 async def test_shutdown_stops_everything(make: SchedulerMaker) -> None:
     scheduler, factory = make()
     (await scheduler.acquire(A)).release()

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nexus.runner.client import TEMPLATE_DEADLINE
 from tests.server.test_capabilities_gaps import ONE_TOKEN, _create, _upload, with_chat_template
 from tests.support import ServerProcess
 
@@ -70,3 +71,35 @@ def test_every_request_gets_the_engines_prompt(
     assert r.status_code == 200, r.text
     assert r.json()["prompt_eval_count"] == counts.pop()
     assert r.json()["response"] == replies.pop()
+
+
+#: Cubic in the number of messages: instant for a few, hours for a few thousand.
+CUBIC = (
+    "{% for a in messages %}{% for b in messages %}{% for c in messages %}"
+    "{% endfor %}{% endfor %}{% endfor %}" + CHATML
+)
+
+
+def test_a_template_that_will_not_finish_is_given_up_and_its_runner_stopped(
+    server: ServerProcess, http: httpx.Client, default_gguf: Path, tmp_path: Path
+) -> None:
+    """The engine renders what the server does not (here: more messages than it renders
+    itself); a render past the deadline is a 500 saying so, the runner still rendering is
+    stopped, and the next request gets a fresh one."""
+    name = _model(server, default_gguf, tmp_path, CUBIC)
+    try:
+        few = [{"role": "user", "content": "hi"}] * 4
+        many = [{"role": "user", "content": "hi"}] * 400
+        body = {"model": name, "stream": False, "options": ONE_TOKEN}
+        assert http.post("/api/chat", json={**body, "messages": few}).status_code == 200
+        pids = set(server.runner_pids())
+        r = http.post("/api/chat", json={**body, "messages": many})
+        assert r.status_code == 500, r.text
+        assert r.json() == {
+            "error": f"the model's chat template did not render within {TEMPLATE_DEADLINE:g} s"
+        }
+        assert name not in [m["name"] for m in http.get("/api/ps").json()["models"]]
+        assert http.post("/api/chat", json={**body, "messages": few}).status_code == 200
+        assert set(server.runner_pids()) - pids  # a fresh runner
+    finally:
+        http.request("DELETE", "/api/delete", json={"model": name})

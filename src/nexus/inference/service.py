@@ -6,7 +6,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -29,7 +29,12 @@ from nexus.options import (
     to_engine_params,
     validate_request_options,
 )
-from nexus.runner.client import ContextExceeded, EngineClient, EngineUnreachable
+from nexus.runner.client import (
+    ContextExceeded,
+    EngineClient,
+    EngineUnreachable,
+    TemplateTimedOut,
+)
 from nexus.runner.spec import RunnerSpec, machine_cpus
 from nexus.scheduler import Lease, Scheduler
 from nexus.store.gguf_meta import kv_cache_bytes
@@ -443,7 +448,9 @@ class InferenceService:
             client = _client(lease)
             builder = PromptBuilder(client, self.catalog)
             messages = builder.chat_messages(model, req)
-            rendered = await builder.chat_prompt(model, messages, tools, think)
+            rendered = await self._rendered(
+                lease, builder.chat_prompt(model, messages, tools, think)
+            )
             body = self._engine_body(options, req.format, req.logprobs, req.top_logprobs)
             apply_constraint(body, forced)
             body["prompt"] = engine_prompt(rendered)
@@ -454,7 +461,9 @@ class InferenceService:
             except ContextExceeded as exc:
                 if not req.truncate:
                     raise _too_long(exc.n_prompt_tokens, spec.num_ctx, "messages") from exc
-                rendered = await builder.fit_chat(model, messages, tools, think, spec.num_ctx)
+                rendered = await self._rendered(
+                    lease, builder.fit_chat(model, messages, tools, think, spec.num_ctx)
+                )
                 outcome.truncated = True
                 log.warning(
                     "chat for %s: %d oldest messages dropped to fit the context of %d tokens",
@@ -647,6 +656,16 @@ class InferenceService:
             body["n_probs"] = max(1, top_logprobs)
         apply_constraint(body, fmt if fmt == "json" or isinstance(fmt, dict) else None)
         return body
+
+    async def _rendered(self, lease: Lease, rendering: Awaitable[RenderedPrompt]) -> RenderedPrompt:
+        """``rendering``'s prompt; a runner whose engine is stuck rendering a chat template
+        is stopped, since nothing else ends that render."""
+        try:
+            return await rendering
+        except TemplateTimedOut:
+            log.warning("chat template render timed out; stopping runner pid %s", lease.runner.pid)
+            await self.scheduler.abandon(lease)
+            raise
 
     async def _stream(self, lease: Lease, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         client = _client(lease)

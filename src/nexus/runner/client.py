@@ -17,6 +17,16 @@ class EngineUnreachable(RunnerFailed):
     """Raised when the runner's engine cannot be reached (it died or is dying)."""
 
 
+#: Longest the engine may take to render a model's Jinja chat template, in seconds. A template
+#: can loop over the messages as deeply as it likes; past this, the render is given up (and the
+#: engine still rendering must be stopped: nothing else ends it).
+TEMPLATE_DEADLINE = 10.0
+
+
+class TemplateTimedOut(RunnerFailed):
+    """Raised when the engine takes longer than ``TEMPLATE_DEADLINE`` to render a template."""
+
+
 class ContextExceeded(BadRequest):
     """Raised when the engine refuses a prompt longer than a slot's context."""
 
@@ -117,7 +127,13 @@ class EngineClient:
             body["tools"] = tools
         if template_kwargs:
             body["chat_template_kwargs"] = template_kwargs
-        data = await self._call("POST", "/apply-template", body)
+        try:
+            async with asyncio.timeout(TEMPLATE_DEADLINE):
+                data = await self._call("POST", "/apply-template", body)
+        except TimeoutError:
+            raise TemplateTimedOut(
+                f"the model's chat template did not render within {TEMPLATE_DEADLINE:g} s"
+            ) from None
         return str(data["prompt"])
 
     async def completion(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -277,6 +277,12 @@ class Scheduler:
         if model.refcount == 0 and self._loaded.get(model.spec.key) is model:
             await self._stop(model)
 
+    async def abandon(self, lease: Lease) -> None:
+        """Stop ``lease``'s runner now, whatever it is doing (it is stuck on work that only
+        stopping it ends): the requests on it fail, the next one loads a fresh runner."""
+        lease.model.evicting = True
+        await self._stop(lease.model)
+
     async def unload(self, model_path: str) -> None:
         """Unload now if idle, else as soon as its requests finish (``keep_alive: 0``); the
         weights' embeddings runner too."""
