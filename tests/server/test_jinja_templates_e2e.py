@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nexus.runner.client import TEMPLATE_DEADLINE
+from nexus.runner.client import template_deadline
 from tests.server.test_capabilities_gaps import ONE_TOKEN, _create, _upload, with_chat_template
 from tests.support import ServerProcess
 
@@ -95,8 +95,9 @@ def test_a_template_that_will_not_finish_is_given_up_and_its_runner_stopped(
         pids = set(server.runner_pids())
         r = http.post("/api/chat", json={**body, "messages": many})
         assert r.status_code == 500, r.text
+        deadline = template_deadline(len(many))
         assert r.json() == {
-            "error": f"the model's chat template did not render within {TEMPLATE_DEADLINE:g} s"
+            "error": f"the model's chat template did not render within {deadline:g} s"
         }
         assert name not in [m["name"] for m in http.get("/api/ps").json()["models"]]
         assert http.post("/api/chat", json={**body, "messages": few}).status_code == 200

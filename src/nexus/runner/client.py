@@ -17,10 +17,17 @@ class EngineUnreachable(RunnerFailed):
     """Raised when the runner's engine cannot be reached (it died or is dying)."""
 
 
-#: Longest the engine may take to render a model's Jinja chat template, in seconds. A template
-#: can loop over the messages as deeply as it likes; past this, the render is given up (and the
-#: engine still rendering must be stopped: nothing else ends it).
+#: Longest the engine may take to render a model's Jinja chat template: this many seconds, and
+#: ``TEMPLATE_ITEM_SECONDS`` more per message and tool. A template can loop over the messages as
+#: deeply as it likes; past its deadline the render is given up (and the engine still rendering
+#: must be stopped: nothing else ends it). Real templates take 0.07-0.15 ms per message.
 TEMPLATE_DEADLINE = 10.0
+TEMPLATE_ITEM_SECONDS = 0.001
+
+
+def template_deadline(messages: int, tools: int = 0) -> float:
+    """Seconds the engine may take to render a template for so many messages and tools."""
+    return TEMPLATE_DEADLINE + TEMPLATE_ITEM_SECONDS * (messages + tools)
 
 
 class TemplateTimedOut(RunnerFailed):
@@ -127,12 +134,13 @@ class EngineClient:
             body["tools"] = tools
         if template_kwargs:
             body["chat_template_kwargs"] = template_kwargs
+        deadline = template_deadline(len(messages), len(tools or ()))
         try:
-            async with asyncio.timeout(TEMPLATE_DEADLINE):
+            async with asyncio.timeout(deadline):
                 data = await self._call("POST", "/apply-template", body)
         except TimeoutError:
             raise TemplateTimedOut(
-                f"the model's chat template did not render within {TEMPLATE_DEADLINE:g} s"
+                f"the model's chat template did not render within {deadline:g} s"
             ) from None
         return str(data["prompt"])
 
