@@ -44,6 +44,9 @@ async def test_start_tokenize_complete_stop(default_gguf: Path) -> None:
         assert runner.client.address.startswith("unix://")
         socket_dir = Path(runner.client.address.removeprefix("unix://")).parent
         assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
+        # when memory runs out, the kernel ends a runner before the server
+        adj = Path(f"/proc/{runner.pid}/oom_score_adj").read_text().strip()
+        assert int(adj) >= 500
 
         tokens = await runner.client.tokenize("Hello world, hello world")
         assert tokens and all(isinstance(t, int) for t in tokens)

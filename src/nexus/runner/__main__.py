@@ -63,8 +63,24 @@ def build_params(spec: RunnerSpec, socket_path: str | None = None) -> object:
     return p
 
 
+#: Added to this process's OOM score: when memory runs out, the kernel ends a runner (which the
+#: server notices and reports) before the server holding every client's connection.
+OOM_SCORE_ADJ = 500
+
+
+def prefer_for_oom_kill() -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "r+") as adj:
+            current = int(adj.read().strip() or 0)
+            adj.seek(0)
+            adj.write(str(min(1000, max(current, OOM_SCORE_ADJ))))
+    except (OSError, ValueError):
+        pass  # not Linux, or not allowed: the kernel's own choice then
+
+
 def main() -> None:
     spec = RunnerSpec.from_json(json.loads(sys.argv[1]))
+    prefer_for_oom_kill()
     import xllamacpp as xlc
 
     socket_path = sys.argv[2] if len(sys.argv) > 2 else None
