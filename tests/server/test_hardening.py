@@ -472,3 +472,37 @@ def test_invalid_tool_parameters_are_400_with_tool_choice_required(client: httpx
     )
     assert resp.status_code == 400, resp.text
     assert "tools[0].function.parameters" in error_of(resp)
+
+
+def _enum(n: int) -> dict[str, Any]:
+    return {"type": "object", "properties": {"a": {"enum": list(range(n))}}}
+
+
+def test_a_schema_the_sampler_would_crawl_through_is_400_at_once(client: httpx.Client) -> None:
+    """A 200,000-value enum took the engine 14 s per token (for every request on the runner);
+    20,000 optional properties made the converter recurse past Python's limit (a 500). (The
+    body limit here is 1 MiB.)"""
+    messages = [{"role": "user", "content": "hi"}]
+    optional = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(20000)}}
+    for schema, what in ((_enum(100_000), "alternatives"), (optional, "properties")):
+        resp = client.post("/api/chat", json={"model": M, "messages": messages, "format": schema})
+        assert resp.status_code == 400, resp.text[:300]
+        assert error_of(resp).startswith("format is too large") and what in error_of(resp)
+    wanted = {"type": "json_schema", "json_schema": {"name": "x", "schema": _enum(5000)}}
+    resp = client.post(
+        "/v1/chat/completions", json={"model": M, "messages": messages, "response_format": wanted}
+    )
+    assert resp.status_code == 400, resp.text[:300]
+    assert resp.json()["error"]["param"] == "response_format.json_schema.schema"
+    # each tool within the bounds, all of them together (a forced call of any) past them
+    tools = [
+        {"type": "function", "function": {"name": f"f{i}", "parameters": _enum(600)}}
+        for i in range(2)
+    ]
+    resp = client.post(
+        "/v1/chat/completions",
+        json={"model": M, "messages": messages, "tools": tools, "tool_choice": "required"},
+    )
+    assert resp.status_code == 400, resp.text[:300]
+    assert error_of(resp).startswith("tools is too large")
+    assert client.get("/api/version").status_code == 200

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nexus.errors import BadRequest
+from nexus.inference.schemas import SchemaTooLarge, schema_bounds
 
 INT_MAX = 2**31 - 1
 I64_MIN = -(2**63)
@@ -481,23 +482,27 @@ class _Converter:
             if required_props:
                 rule += ' "," space ( '
 
-            def recursive_refs(keys: list[str], first_is_optional: bool) -> str:
-                key = keys[0]
+            # llama.cpp builds, for each optional key, the alternative that starts with it and
+            # may go on with any later one, recursively: here each rule for "the keys from the
+            # i-th on" (named for the key before it) is made once, from the last key back (the
+            # same rules, in the same order), so thousands of optional keys cost linear time
+            # and no recursion
+            rests: list[str] = [""] * (len(optional_props) + 1)
+            for i in range(len(optional_props) - 1, 0, -1):
+                key = optional_props[i]
+                comma_ref = f'( "," space {kv_names[key]} )'
+                res = comma_ref + ("*" if key == "*" else "?")
+                if rests[i + 1]:
+                    res += " " + rests[i + 1]
+                rests[i] = self.add_rule(f"{prefix}{optional_props[i - 1]}-rest", res)
+            alternatives = []
+            for i, key in enumerate(optional_props):
                 kv = kv_names[key]
-                comma_ref = f'( "," space {kv} )'
-                if first_is_optional:
-                    res = comma_ref + ("*" if key == "*" else "?")
-                else:
-                    res = kv + (" " + comma_ref + "*" if key == "*" else "")
-                if len(keys) > 1:
-                    res += " " + self.add_rule(
-                        f"{prefix}{key}-rest", recursive_refs(keys[1:], True)
-                    )
-                return res
-
-            rule += " | ".join(
-                recursive_refs(optional_props[i:], False) for i in range(len(optional_props))
-            )
+                res = kv + (f' ( "," space {kv} )*' if key == "*" else "")
+                if rests[i + 1]:
+                    res += " " + rests[i + 1]
+                alternatives.append(res)
+            rule += " | ".join(alternatives)
             if required_props:
                 rule += " )"
             rule += " )?"
@@ -728,11 +733,15 @@ def _cached_grammar(schema_text: str) -> str:
         return ""
 
 
-def apply_constraint(body: dict[str, Any], fmt: str | dict[str, Any] | None) -> None:
+def apply_constraint(
+    body: dict[str, Any], fmt: str | dict[str, Any] | None, field: str = "format"
+) -> None:
     """Set (or with ``None`` leave) the engine request's output constraint: Ollama's
-    ``format`` (``"json"`` or a schema), or the schema of a forced tool call.
+    ``format`` (``"json"`` or a schema), or the schema of a forced tool call (``field``:
+    ``"tools"``).
 
-    A schema llama.cpp's converter refuses is a 400, as Ollama refuses it.
+    A schema llama.cpp's converter refuses is a 400, as Ollama refuses it; so is one past the
+    bounds of :func:`~nexus.inference.schemas.schema_bounds`.
     """
     if fmt is None:
         return
@@ -742,9 +751,13 @@ def apply_constraint(body: dict[str, Any], fmt: str | dict[str, Any] | None) -> 
         body["grammar"] = JSON_OBJECT_GRAMMAR
         return
     try:
+        schema_bounds(fmt)
+    except SchemaTooLarge as exc:
+        raise BadRequest(f"{field} is too large: {exc}", param=field) from None
+    try:
         body.update(constraint(fmt))
     except SchemaError as exc:
-        raise BadRequest(f"invalid JSON schema in format: {exc}") from exc
+        raise BadRequest(f"invalid JSON schema in {field}: {exc}") from exc
 
 
 def closed_objects(schema: Any) -> Any:

@@ -4,6 +4,9 @@ engine, whose grammar converter would otherwise drop what it cannot read without
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import json
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -11,11 +14,96 @@ from jsonschema.exceptions import SchemaError
 
 from nexus.errors import BadRequest
 
+#: Bounds on a schema the output must follow, after OpenAI's for structured outputs. The
+#: engine's grammar sampler checks every alternative open at a position for each token: a
+#: 200,000-value enum took it 14 s per token, for every request its runner was serving.
+MAX_PROPERTIES = 5000
+#: Enum values, consts, ``anyOf``/``oneOf`` branches, optional properties and a pattern's
+#: ``|``, all together: each is an alternative the sampler keeps open (1,000 of them leave
+#: the default model 29 tokens/s of 160 here).
+MAX_ALTERNATIVES = 1000
+#: Subschemas, values and keys of a schema: what its checks and conversion walk through.
+MAX_SCHEMA_NODES = 50000
+MAX_PATTERN = 1000
+#: Schemas of more parts than this are checked against the meta-schema in a worker thread, one
+#: at a time (about 0.15 ms per subschema), so the event loop goes on serving meanwhile.
+LARGE_SCHEMA = 1000
+_large_checks = asyncio.Semaphore(1)
 
-def check_schema(schema: Any, field: str) -> None:
-    """Raise :class:`BadRequest` naming ``field`` when ``schema`` is not a valid JSON schema."""
+
+class SchemaTooLarge(ValueError):
+    """A schema past the bounds above; the message says which."""
+
+
+def schema_bounds(schema: Any) -> int:
+    """How many parts ``schema`` has; :class:`SchemaTooLarge` when it passes a bound.
+    Iterative, so it is safe to run before anything else reads the schema."""
+    properties = alternatives = nodes = 0
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        nodes += 1
+        if nodes > MAX_SCHEMA_NODES:
+            raise SchemaTooLarge(f"the schema has more than {MAX_SCHEMA_NODES} parts")
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        props = node.get("properties")
+        if isinstance(props, dict):
+            properties += len(props)
+            required = node.get("required")
+            names = (
+                {r for r in required if isinstance(r, str)} if isinstance(required, list) else set()
+            )
+            alternatives += len(props) - len(names & set(props))
+        for key in ("enum", "anyOf", "oneOf"):
+            if isinstance(node.get(key), list):
+                alternatives += len(node[key])
+        if "const" in node:
+            alternatives += 1
+        pattern = node.get("pattern")
+        if isinstance(pattern, str):
+            if len(pattern) > MAX_PATTERN:
+                raise SchemaTooLarge(f"a pattern is longer than {MAX_PATTERN} characters")
+            alternatives += pattern.count("|")
+        if properties > MAX_PROPERTIES:
+            raise SchemaTooLarge(f"the schema has more than {MAX_PROPERTIES} properties")
+        if alternatives > MAX_ALTERNATIVES:
+            raise SchemaTooLarge(
+                f"the schema has more than {MAX_ALTERNATIVES} alternatives (enum values, "
+                "consts, anyOf/oneOf branches, optional properties)"
+            )
+        nodes += len(node)
+        stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+    return nodes
+
+
+async def check_schema(schema: Any, field: str) -> None:
+    """Raise :class:`BadRequest` naming ``field`` when ``schema`` is not a valid JSON schema,
+    or one past the bounds above."""
     if not isinstance(schema, (dict, bool)):
         raise BadRequest(f"{field} must be a JSON schema (an object)", param=field)
+    try:
+        nodes = schema_bounds(schema)
+    except SchemaTooLarge as exc:
+        raise BadRequest(f"{field} is too large: {exc}", param=field) from None
+    if isinstance(schema, bool):
+        return
+    text = json.dumps(schema)
+    if nodes <= LARGE_SCHEMA:
+        _check_text(text, field)
+        return
+    async with _large_checks:
+        await asyncio.to_thread(_check_text, text, field)
+
+
+@functools.lru_cache(maxsize=256)
+def _check_text(text: str, field: str) -> None:
+    """The meta-schema check, once per schema text: clients send the same schema again and
+    again."""
+    schema = json.loads(text)
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -25,12 +113,12 @@ def check_schema(schema: Any, field: str) -> None:
         ) from None
 
 
-def check_tools(tools: list[dict[str, Any]] | None) -> None:
+async def check_tools(tools: list[dict[str, Any]] | None) -> None:
     """Each function tool's ``parameters`` must be a valid schema, when given."""
     for i, tool in enumerate(tools or ()):
         function = tool.get("function") if isinstance(tool, dict) else None
         if isinstance(function, dict) and function.get("parameters") is not None:
-            check_schema(function["parameters"], f"tools[{i}].function.parameters")
+            await check_schema(function["parameters"], f"tools[{i}].function.parameters")
 
 
-__all__ = ["check_schema", "check_tools"]
+__all__ = ["SchemaTooLarge", "check_schema", "check_tools", "schema_bounds"]

@@ -289,7 +289,7 @@ class InferenceService:
             raise BadRequest("raw mode does not support template, system, or context")
         self._check_common(model, req.think, bool(req.images))
         if isinstance(req.format, dict):
-            check_schema(req.format, "format")
+            await check_schema(req.format, "format")
         if not req.raw:
             req = req.model_copy(update={"think": default_think(model, req.think)})
         if req.suffix and "insert" not in model.capabilities and not req.template:
@@ -425,8 +425,8 @@ class InferenceService:
         has_images = any(m.images for m in req.messages)
         self._check_common(model, req.think, has_images)
         if isinstance(req.format, dict):
-            check_schema(req.format, "format")
-        check_tools(req.tools)
+            await check_schema(req.format, "format")
+        await check_tools(req.tools)
         think = default_think(model, req.think)
         options = self.options_for(model, req.options)
         tools = None if tool_choice == "none" else (req.tools or None)
@@ -452,7 +452,7 @@ class InferenceService:
                 lease, builder.chat_prompt(model, messages, tools, think)
             )
             body = self._engine_body(options, req.format, req.logprobs, req.top_logprobs)
-            apply_constraint(body, forced)
+            apply_constraint(body, forced, "tools")
             body["prompt"] = engine_prompt(rendered)
             thinker = thinking_parser(model, None, rendered, think, body)
             events = staged(lambda b: self._stream(lease, b), body, thinker)

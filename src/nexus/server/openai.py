@@ -61,7 +61,7 @@ async def chat_completions(request: Request) -> Response:
     wanted = (req.response_format or {}).get("json_schema")
     schema = wanted.get("schema") if isinstance(wanted, dict) else None
     if schema is not None:
-        check_schema(schema, "response_format.json_schema.schema")
+        await check_schema(schema, "response_format.json_schema.schema")
     native = oa.chat_to_native(req)
     chunks = state.inference.chat(native, tool_choice=oa.tool_choice(req.tool_choice))
     if req.stream:

@@ -1,0 +1,99 @@
+"""Bounds on the schemas a request asks the output to follow: each past one is a 400 naming it
+before anything else reads the schema; up to them, schemas check and convert quickly."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from nexus.errors import BadRequest
+from nexus.inference.grammar import apply_constraint, schema_to_grammar
+from nexus.inference.schemas import (
+    MAX_ALTERNATIVES,
+    MAX_PATTERN,
+    MAX_PROPERTIES,
+    MAX_SCHEMA_NODES,
+    SchemaTooLarge,
+    check_schema,
+    check_tools,
+    schema_bounds,
+)
+
+
+def props(n: int, *, required: bool) -> dict[str, Any]:
+    names = [f"p{i}" for i in range(n)]
+    properties = {p: {"type": "string"} for p in names}
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = names
+    return schema
+
+
+def enum(n: int) -> dict[str, Any]:
+    return {"type": "object", "properties": {"a": {"enum": [f"v{i}" for i in range(n)]}},
+            "required": ["a"]}  # fmt: skip
+
+
+AT_THE_BOUND = {
+    "enum values": enum(MAX_ALTERNATIVES),
+    "optional properties": props(MAX_ALTERNATIVES, required=False),
+    "required properties": props(MAX_PROPERTIES, required=True),
+    "anyOf branches": {"anyOf": [{"const": i} for i in range(MAX_ALTERNATIVES // 2)]},
+    "pattern": {"type": "string", "pattern": "a" * MAX_PATTERN},
+}
+PAST_THE_BOUND = {
+    "enum values": (enum(MAX_ALTERNATIVES + 1), "alternatives"),
+    "optional properties": (props(MAX_ALTERNATIVES + 1, required=False), "alternatives"),
+    "required properties": (props(MAX_PROPERTIES + 1, required=True), "properties"),
+    "anyOf branches": ({"anyOf": [{"const": i} for i in range(MAX_ALTERNATIVES)]}, "alternatives"),
+    "pattern alternation": (
+        {"anyOf": [{"type": "string", "pattern": "a|" * (MAX_PATTERN // 2)}, enum(MAX_PATTERN)]},
+        "alternatives",
+    ),
+    "pattern length": ({"type": "string", "pattern": "a" * (MAX_PATTERN + 1)}, "pattern"),
+    "parts": ({"type": "array", "prefixItems": [{"type": "integer"}] * MAX_SCHEMA_NODES}, "parts"),
+}
+
+
+@pytest.mark.parametrize("schema", AT_THE_BOUND.values(), ids=AT_THE_BOUND.keys())
+async def test_a_schema_at_the_bounds_is_checked_and_converted(schema: dict[str, Any]) -> None:
+    started = time.process_time()
+    await check_schema(schema, "format")
+    body: dict[str, Any] = {}
+    apply_constraint(body, schema)
+    assert body.get("grammar") or body.get("json_schema")
+    assert time.process_time() - started < 30  # no quadratic blow-up (it takes well under 1 s)
+
+
+@pytest.mark.parametrize(("schema", "what"), PAST_THE_BOUND.values(), ids=PAST_THE_BOUND.keys())
+async def test_a_schema_past_a_bound_is_a_400_naming_the_field(
+    schema: dict[str, Any], what: str
+) -> None:
+    with pytest.raises(SchemaTooLarge, match=what):
+        schema_bounds(schema)
+    with pytest.raises(BadRequest, match=f"^format is too large: .*{what}") as caught:
+        await check_schema(schema, "format")
+    assert caught.value.param == "format"
+    with pytest.raises(BadRequest, match=f"^tools is too large: .*{what}"):
+        apply_constraint({}, schema, "tools")
+
+
+async def test_each_tools_parameters_are_bounded() -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": enum(5000)}}]
+    with pytest.raises(BadRequest, match=r"^tools\[0\]\.function\.parameters is too large"):
+        await check_tools(tools)
+
+
+def test_optional_properties_convert_without_recursion() -> None:
+    """llama.cpp's converter recurses once per optional property (a RecursionError past
+    Python's limit); the rules here are built from the last key back, the same rules."""
+    grammar = schema_to_grammar(props(MAX_ALTERNATIVES, required=False))
+    assert f"p{MAX_ALTERNATIVES - 2}-rest ::= " in grammar
+    assert "p0-rest ::= " in grammar
+
+
+async def test_a_boolean_schema_and_a_required_only_object_pass() -> None:
+    await check_schema(True, "format")
+    assert schema_bounds({"type": "object", "required": [{"not": "a name"}]}) > 0
