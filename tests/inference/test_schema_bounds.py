@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from nexus.errors import BadRequest
+from nexus.inference import grammar as grammar_module
+from nexus.inference import schemas as schemas_module
 from nexus.inference.grammar import apply_constraint, schema_to_grammar
 from nexus.inference.schemas import (
     MAX_ALTERNATIVES,
@@ -97,3 +99,19 @@ def test_optional_properties_convert_without_recursion() -> None:
 async def test_a_boolean_schema_and_a_required_only_object_pass() -> None:
     await check_schema(True, "format")
     assert schema_bounds({"type": "object", "required": [{"not": "a name"}]}) > 0
+
+
+async def test_what_is_remembered_of_schemas_stays_small() -> None:
+    """Checks and grammars are remembered by the digest of the schema's text, the last 256, and
+    only grammars of up to 64 KB: hundreds of distinct large schemas leave a few megabytes."""
+    large = [props(1100 + i, required=True) for i in range(3)]  # grammars of over 64 KB
+    small = [{"type": "object", "properties": {"n": {"const": i}}} for i in range(300)]
+    for schema in small + large:
+        await check_schema(schema, "format")
+        apply_constraint({}, schema)
+    assert len(schemas_module._valid) == schemas_module.REMEMBERED
+    assert all(len(key) == 32 for key in schemas_module._valid)
+    kept = list(grammar_module._grammars.values())
+    assert len(kept) <= 256
+    assert all(len(g) <= grammar_module.REMEMBERED_GRAMMAR for g in kept)
+    assert sum(len(g) for g in kept) <= 256 * grammar_module.REMEMBERED_GRAMMAR

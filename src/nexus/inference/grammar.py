@@ -14,15 +14,15 @@ engine convert such a schema itself.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from nexus.errors import BadRequest
-from nexus.inference.schemas import SchemaTooLarge, schema_bounds
+from nexus.inference.schemas import SchemaTooLarge, schema_bounds, schema_digest
 
 INT_MAX = 2**31 - 1
 I64_MIN = -(2**63)
@@ -719,16 +719,29 @@ def constraint(schema: Any) -> dict[str, Any]:
     the schema itself (``json_schema``) for the engine to convert, with undeclared keys
     refused as llama.cpp's converter refuses them.
     """
-    text = json.dumps(schema, sort_keys=False)
-    grammar = _cached_grammar(text)
+    digest = schema_digest(schema)
+    grammar = _grammars.get(digest)
+    if grammar is None:
+        grammar = _grammar_or_nothing(schema)
+        if len(grammar) <= REMEMBERED_GRAMMAR:
+            _grammars[digest] = grammar
+            if len(_grammars) > 256:
+                _grammars.popitem(last=False)
+    else:
+        _grammars.move_to_end(digest)
     return {"grammar": grammar} if grammar else {"json_schema": closed_objects(schema)}
 
 
-@functools.lru_cache(maxsize=256)
-def _cached_grammar(schema_text: str) -> str:
-    """The grammar for a schema given as JSON text; "" for one left to the engine."""
+#: Grammars of the last 256 schemas (by the digest of their text), those of up to 64 KB: what is
+#: remembered stays within 16 MB, whatever schemas clients send.
+_grammars: OrderedDict[bytes, str] = OrderedDict()
+REMEMBERED_GRAMMAR = 64 << 10
+
+
+def _grammar_or_nothing(schema: Any) -> str:
+    """The grammar for ``schema``; "" for one left to the engine."""
     try:
-        return schema_to_grammar(json.loads(schema_text))
+        return schema_to_grammar(schema)
     except UnsupportedSchema:
         return ""
 

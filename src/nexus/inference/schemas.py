@@ -5,8 +5,9 @@ engine, whose grammar converter would otherwise drop what it cannot read without
 from __future__ import annotations
 
 import asyncio
-import functools
+import hashlib
 import json
+from collections import OrderedDict
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -29,6 +30,15 @@ MAX_PATTERN = 1000
 #: at a time (about 0.15 ms per subschema), so the event loop goes on serving meanwhile.
 LARGE_SCHEMA = 1000
 _large_checks = asyncio.Semaphore(1)
+#: Schemas checked and found valid, by the SHA-256 of their JSON text (the 256 last): clients
+#: send the same schema again and again.
+_valid: OrderedDict[bytes, None] = OrderedDict()
+REMEMBERED = 256
+
+
+def schema_digest(schema: Any) -> bytes:
+    """What a schema is remembered by: the digest of its JSON text, not the text itself."""
+    return hashlib.sha256(json.dumps(schema).encode("utf-8", "surrogatepass")).digest()
 
 
 class SchemaTooLarge(ValueError):
@@ -91,19 +101,21 @@ async def check_schema(schema: Any, field: str) -> None:
         raise BadRequest(f"{field} is too large: {exc}", param=field) from None
     if isinstance(schema, bool):
         return
-    text = json.dumps(schema)
-    if nodes <= LARGE_SCHEMA:
-        _check_text(text, field)
+    digest = schema_digest(schema)
+    if digest in _valid:
+        _valid.move_to_end(digest)
         return
-    async with _large_checks:
-        await asyncio.to_thread(_check_text, text, field)
+    if nodes <= LARGE_SCHEMA:
+        _check(schema, field)
+    else:
+        async with _large_checks:
+            await asyncio.to_thread(_check, schema, field)
+    _valid[digest] = None
+    if len(_valid) > REMEMBERED:
+        _valid.popitem(last=False)
 
 
-@functools.lru_cache(maxsize=256)
-def _check_text(text: str, field: str) -> None:
-    """The meta-schema check, once per schema text: clients send the same schema again and
-    again."""
-    schema = json.loads(text)
+def _check(schema: Any, field: str) -> None:
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
