@@ -1,11 +1,12 @@
 """JSON written on the hot path (every streamed chunk, every reply body) through ``orjson``.
 
-Compact UTF-8 as ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))`` writes it, with
-two differences for the better: a NaN or infinity is written as ``null`` (what a JSON parser
-accepts), and the output is bytes already. Where ``orjson`` declines (an integer beyond 64 bits
-from a model's tool arguments, a lone surrogate from a client's ``"\ud800"``) the standard
-library's encoder takes over, writing non-ASCII text as escapes, so the output is valid UTF-8
-and nothing that encoded before fails now.
+Compact UTF-8 as ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))`` writes it, with two
+differences for the better: a NaN or infinity is written as ``null`` (what a JSON parser accepts),
+and the output is bytes already. NumPy arrays (embeddings) are written as lists, 32-bit floats in
+their own shortest form, as Go writes them. Where ``orjson`` declines (an integer beyond 64 bits
+from a model's tool arguments, a lone surrogate from a client's ``"\\ud800"``) the standard
+library's encoder takes over, writing non-ASCII text as escapes, so the output is valid UTF-8 and
+nothing that encoded before fails now.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import orjson
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 #: An escaped UTF-16 surrogate: half of a pair, or a lone one that UTF-8 cannot hold.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -27,7 +28,13 @@ def dumpb(obj: Any) -> bytes:
     try:
         return orjson.dumps(obj, option=_OPTIONS)
     except TypeError:
-        return json.dumps(obj, separators=(",", ":")).encode()
+        return json.dumps(obj, separators=(",", ":"), default=_plain).encode()
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # a NumPy array or number
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def without_lone_surrogates(raw: bytes, data: Any) -> Any:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 from nexus.api.ollama import ChatRequest, EmbeddingsRequest, EmbedRequest, GenerateRequest
 from nexus.config import Settings
@@ -34,6 +35,7 @@ from nexus.runner.client import (
     EngineClient,
     EngineUnreachable,
     TemplateTimedOut,
+    Vector,
 )
 from nexus.runner.spec import RunnerSpec, machine_cpus
 from nexus.scheduler import Lease, Scheduler
@@ -562,7 +564,8 @@ class InferenceService:
             vectors, _, _ = await self._embed(
                 lease, spec, [req.prompt], truncate=True, normalize=False, model_name=req.model
             )
-        return {"embedding": vectors[0]}
+        # Ollama's legacy endpoint widens the engine's 32-bit floats to 64 bits
+        return {"embedding": vectors[0].astype(np.float64).tolist()}
 
     async def embed_inputs(
         self,
@@ -573,7 +576,7 @@ class InferenceService:
         dimensions: int | None,
         options: dict[str, Any] | None,
         keep_alive: float | None,
-    ) -> tuple[list[list[float]], int]:
+    ) -> tuple[list[Vector], int]:
         """Normalised vectors for texts or token lists, and the tokens they took."""
         model = await self.catalog.get(model_name)
         _used_model(model)
@@ -598,7 +601,7 @@ class InferenceService:
         truncate: bool,
         normalize: bool,
         model_name: str,
-    ) -> tuple[list[list[float]], int, bool]:
+    ) -> tuple[list[Vector], int, bool]:
         client = _client(lease)
         gate = asyncio.Semaphore(EMBED_TOKENIZE_CONCURRENCY)
 
@@ -624,7 +627,7 @@ class InferenceService:
         if truncated:
             log.warning("embed for %s: input truncated to %d tokens", model_name, limit)
         try:
-            vectors = []
+            vectors: list[Vector] = []
             for start in range(0, len(fitted), EMBED_BATCH):
                 batch = fitted[start : start + EMBED_BATCH]
                 vectors += await client.embeddings(batch, normalize=normalize)
@@ -778,9 +781,9 @@ def _chat_chunk(
     return {**base, "created_at": now_iso(), "message": message, "done": done}
 
 
-def _normalize(vector: list[float]) -> list[float]:
-    norm = math.sqrt(sum(x * x for x in vector))
-    return [x / norm for x in vector] if norm > 0 else vector
+def _normalize(vector: Vector) -> Vector:
+    norm = float(np.linalg.norm(vector))
+    return vector / np.float32(norm) if norm > 0 else vector
 
 
 __all__ = ["InferenceService", "RenderedPrompt", "now_iso"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import struct
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +16,7 @@ from nexus.compat import openai as oa
 from nexus.errors import BadRequest, ModelNotFound, NexusError
 from nexus.inference.schemas import check_schema
 from nexus.jsonio import dumpb
+from nexus.runner.client import Vector
 from nexus.server.body import parse_body
 from nexus.server.errors import error_body
 from nexus.server.state import state_of
@@ -176,9 +176,9 @@ async def embeddings(request: Request) -> Response:
     )
 
 
-def _encode(vector: list[float], encoding: str) -> list[float] | str:
+def _encode(vector: Vector, encoding: str) -> Vector | str:
     if encoding == "base64":
-        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
     return vector
 
 
