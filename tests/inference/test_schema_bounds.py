@@ -43,11 +43,25 @@ AT_THE_BOUND = {
     "optional properties": props(MAX_ALTERNATIVES, required=False),
     "required properties": props(MAX_PROPERTIES, required=True),
     "anyOf branches": {"anyOf": [{"const": i} for i in range(MAX_ALTERNATIVES // 2)]},
+    # pydantic's shape for models of Optional fields: ten of 400, 4,000 nullable fields in all
+    "nullable fields": {
+        "type": "object",
+        "properties": {
+            f"m{m}": {
+                "type": "object",
+                "properties": {
+                    f"f{i}": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None}
+                    for i in range(400)
+                },
+            }
+            for m in range(10)
+        },
+    },
     "pattern": {"type": "string", "pattern": "a" * MAX_PATTERN},
 }
 PAST_THE_BOUND = {
     "enum values": (enum(MAX_ALTERNATIVES + 1), "alternatives"),
-    "optional properties": (props(MAX_ALTERNATIVES + 1, required=False), "alternatives"),
+    "optional properties": (props(MAX_ALTERNATIVES + 1, required=False), "optional"),
     "required properties": (props(MAX_PROPERTIES + 1, required=True), "properties"),
     "anyOf branches": ({"anyOf": [{"const": i} for i in range(MAX_ALTERNATIVES)]}, "alternatives"),
     "pattern alternation": (

@@ -19,9 +19,10 @@ from nexus.errors import BadRequest
 #: engine's grammar sampler checks every alternative open at a position for each token: a
 #: 200,000-value enum took it 14 s per token, for every request its runner was serving.
 MAX_PROPERTIES = 5000
-#: Enum values, consts, ``anyOf``/``oneOf`` branches, optional properties and a pattern's
-#: ``|``, all together: each is an alternative the sampler keeps open (1,000 of them leave
-#: the default model 29 tokens/s of 160 here).
+#: Enum values, consts, ``anyOf``/``oneOf`` branches past a node's first (a ``null`` branch,
+#: as in a nullable field, is free) and a pattern's ``|``, all together; and the optional
+#: properties of any one object. Each is an alternative the sampler keeps open (1,000 of them
+#: leave the default model 29 tokens/s of 160 here).
 MAX_ALTERNATIVES = 1000
 #: Subschemas, values and keys of a schema: what its checks and conversion walk through.
 MAX_SCHEMA_NODES = 50000
@@ -67,10 +68,16 @@ def schema_bounds(schema: Any) -> int:
             names = (
                 {r for r in required if isinstance(r, str)} if isinstance(required, list) else set()
             )
-            alternatives += len(props) - len(names & set(props))
-        for key in ("enum", "anyOf", "oneOf"):
+            if len(props) - len(names & set(props)) > MAX_ALTERNATIVES:
+                raise SchemaTooLarge(
+                    f"an object has more than {MAX_ALTERNATIVES} optional properties"
+                )
+        if isinstance(node.get("enum"), list):
+            alternatives += len(node["enum"])
+        for key in ("anyOf", "oneOf"):
             if isinstance(node.get(key), list):
-                alternatives += len(node[key])
+                branches = [b for b in node[key] if b != {"type": "null"}]
+                alternatives += max(0, len(branches) - 1)
         if "const" in node:
             alternatives += 1
         pattern = node.get("pattern")
@@ -83,7 +90,7 @@ def schema_bounds(schema: Any) -> int:
         if alternatives > MAX_ALTERNATIVES:
             raise SchemaTooLarge(
                 f"the schema has more than {MAX_ALTERNATIVES} alternatives (enum values, "
-                "consts, anyOf/oneOf branches, optional properties)"
+                "consts, anyOf/oneOf branches)"
             )
         nodes += len(node)
         stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
