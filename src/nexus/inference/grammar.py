@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from nexus.errors import BadRequest
-from nexus.inference.schemas import SchemaTooLarge, schema_bounds, schema_digest
+from nexus.inference.schemas import Recent, SchemaTooLarge, schema_bounds, schema_digest
 
 INT_MAX = 2**31 - 1
 I64_MIN = -(2**63)
@@ -720,21 +719,17 @@ def constraint(schema: Any) -> dict[str, Any]:
     refused as llama.cpp's converter refuses them.
     """
     digest = schema_digest(schema)
-    grammar = _grammars.get(digest)
+    grammar = _grammars.recall(digest)
     if grammar is None:
         grammar = _grammar_or_nothing(schema)
         if len(grammar) <= REMEMBERED_GRAMMAR:
-            _grammars[digest] = grammar
-            if len(_grammars) > 256:
-                _grammars.popitem(last=False)
-    else:
-        _grammars.move_to_end(digest)
+            _grammars.remember(digest, grammar)
     return {"grammar": grammar} if grammar else {"json_schema": closed_objects(schema)}
 
 
-#: Grammars of the last 256 schemas (by the digest of their text), those of up to 64 KB: what is
-#: remembered stays within 16 MB, whatever schemas clients send.
-_grammars: OrderedDict[bytes, str] = OrderedDict()
+#: Grammars of the last schemas converted, those of up to 64 KB: what is remembered stays within
+#: 16 MB, whatever schemas clients send.
+_grammars: Recent[str] = Recent()
 REMEMBERED_GRAMMAR = 64 << 10
 
 

@@ -8,12 +8,14 @@ import asyncio
 import hashlib
 import json
 from collections import OrderedDict
-from typing import Any
+from typing import Any, TypeVar
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from nexus.errors import BadRequest
+
+V = TypeVar("V")
 
 #: Bounds on a schema the output must follow, after OpenAI's for structured outputs. The
 #: engine's grammar sampler checks every alternative open at a position for each token: a
@@ -31,15 +33,33 @@ MAX_PATTERN = 1000
 #: at a time (about 0.15 ms per subschema), so the event loop goes on serving meanwhile.
 LARGE_SCHEMA = 1000
 _large_checks = asyncio.Semaphore(1)
-#: Schemas checked and found valid, by the SHA-256 of their JSON text (the 256 last): clients
-#: send the same schema again and again.
-_valid: OrderedDict[bytes, None] = OrderedDict()
+#: How many schemas are remembered (as checked, and with their grammars): clients send the
+#: same schema again and again.
 REMEMBERED = 256
 
 
+class Recent(OrderedDict[bytes, V]):
+    """What was remembered of the last ``REMEMBERED`` schemas, by :func:`schema_digest`."""
+
+    def recall(self, digest: bytes) -> V | None:
+        value = self.get(digest)
+        if value is not None:
+            self.move_to_end(digest)
+        return value
+
+    def remember(self, digest: bytes, value: V) -> None:
+        self[digest] = value
+        if len(self) > REMEMBERED:
+            self.popitem(last=False)
+
+
+#: Schemas checked and found valid.
+_valid: Recent[bool] = Recent()
+
+
 def schema_digest(schema: Any) -> bytes:
-    """What a schema is remembered by: the digest of its JSON text, not the text itself."""
-    return hashlib.sha256(json.dumps(schema).encode("utf-8", "surrogatepass")).digest()
+    """What a schema is remembered by: the digest of its JSON text (ASCII), not the text."""
+    return hashlib.sha256(json.dumps(schema).encode()).digest()
 
 
 class SchemaTooLarge(ValueError):
@@ -109,17 +129,14 @@ async def check_schema(schema: Any, field: str) -> None:
     if isinstance(schema, bool):
         return
     digest = schema_digest(schema)
-    if digest in _valid:
-        _valid.move_to_end(digest)
+    if _valid.recall(digest):
         return
     if nodes <= LARGE_SCHEMA:
         _check(schema, field)
     else:
         async with _large_checks:
             await asyncio.to_thread(_check, schema, field)
-    _valid[digest] = None
-    if len(_valid) > REMEMBERED:
-        _valid.popitem(last=False)
+    _valid.remember(digest, True)
 
 
 def _check(schema: Any, field: str) -> None:
@@ -140,4 +157,11 @@ async def check_tools(tools: list[dict[str, Any]] | None) -> None:
             await check_schema(function["parameters"], f"tools[{i}].function.parameters")
 
 
-__all__ = ["SchemaTooLarge", "check_schema", "check_tools", "schema_bounds"]
+__all__ = [
+    "Recent",
+    "SchemaTooLarge",
+    "check_schema",
+    "check_tools",
+    "schema_bounds",
+    "schema_digest",
+]
