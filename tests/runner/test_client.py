@@ -13,6 +13,7 @@ import pytest
 
 from nexus.errors import BadRequest, RunnerFailed
 from nexus.runner.client import ContextExceeded, EngineClient, EngineUnreachable
+from nexus.runner.prompt_gate import PromptGate
 
 
 class ScriptedBody:
@@ -198,3 +199,69 @@ async def test_an_engine_that_is_gone_is_unreachable() -> None:
     with pytest.raises(EngineUnreachable):
         async for _ in client.completion_stream({"prompt": "x"}):
             pass
+
+
+# ---- the prompt gate: a prompt holds its turn until its first event, and never longer --------
+
+
+async def test_a_prompt_holds_its_turn_until_its_first_event() -> None:
+    held = asyncio.Event()
+    body = ScriptedBody([b": busy\n\n", sse({"content": "a"}), sse({"stop": True})], held)
+    client = await client_for(200, body)
+    gate = client.gate = PromptGate(batch=64, parallel=4)
+    stream = client.completion_stream({"prompt": "x"})
+    first = asyncio.create_task(anext(stream))
+    await asyncio.sleep(0)
+    assert gate.entered == 1  # in the engine, no event yet
+    held.set()
+    assert (await first)["content"] == "a"
+    assert gate.entered == 0  # given back before the first event went out
+    assert [e.get("stop") async for e in stream] == [True]
+    assert gate.entered == 0
+
+
+async def test_a_prompt_left_before_its_first_event_gives_its_turn_back() -> None:
+    held = asyncio.Event()
+    body = ScriptedBody([b": busy\n\n", sse({"content": "a"}), sse({"stop": True})], held)
+    client = await client_for(200, body)
+    gate = client.gate = PromptGate(batch=64, parallel=4)
+    first = asyncio.create_task(anext(client.completion_stream({"prompt": "x"})))
+    await asyncio.sleep(0)
+    assert gate.entered == 1
+    first.cancel()  # the client left
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert gate.entered == 0
+    held.set()
+
+
+async def test_a_refused_or_unreachable_prompt_gives_its_turn_back() -> None:
+    error = {"error": {"message": "invalid grammar", "type": "invalid_request_error"}}
+    refusing = await client_for(400, ScriptedBody([json.dumps(error).encode()]))
+    gone = EngineClient(f"unix://{tempfile.mkdtemp(prefix='nexus-test-')}/missing.sock")
+    for client, error_type in ((refusing, BadRequest), (gone, EngineUnreachable)):
+        gate = client.gate = PromptGate(batch=64, parallel=4)
+        with pytest.raises(error_type):
+            async for _ in client.completion_stream({"prompt": "x"}):
+                pass
+        assert gate.entered == 0
+
+
+async def test_a_text_that_may_be_short_is_counted_exactly_when_the_gate_is_busy() -> None:
+    sent: list[dict[str, object]] = []
+
+    def engine(request: dict[str, object]) -> tuple[int, ScriptedBody]:
+        sent.append(request)
+        if "content" in request:  # /tokenize
+            return 200, ScriptedBody([json.dumps({"tokens": list(range(10))}).encode()])
+        return 200, ScriptedBody([sse({"content": "a"}), sse({"stop": True})])
+
+    client = await client_of(engine)
+    gate = client.gate = PromptGate(batch=64, parallel=4)  # half a batch: 30 tokens
+    await gate.enter(None)  # a long prompt is in
+    async with asyncio.timeout(30):  # fails rather than waits for ever
+        events = [e async for e in client.completion_stream({"prompt": "x" * 100})]
+    # 104 tokens at most by its bytes, 10 by the tokenizer: short, so let in beside it
+    assert [e.get("content") for e in events] == ["a", None]
+    assert sent[0] == {"content": "x" * 100, "add_special": True, "parse_special": True}
+    assert gate.entered == 1

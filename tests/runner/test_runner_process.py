@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import stat
@@ -139,3 +140,34 @@ async def test_runner_on_loopback_tcp_when_tmpdir_is_long(
     finally:
         await runner.stop()
     assert list(long_tmp.iterdir()) == []
+
+
+async def test_prompts_reach_their_first_token_in_turn(default_gguf: Path) -> None:
+    """The engine fills each batch with its slots' prompts lowest slot first, so under load a
+    prompt on a high slot waited while later ones kept arriving on lower ones. Through the
+    runner's prompt gate, long prompts (over half a batch) go one at a time, in turn."""
+    spec = RunnerSpec(
+        model_path=str(default_gguf), num_ctx=512, num_parallel=4, num_batch=64, num_thread=2
+    )
+    runner = RunnerProcess(spec, load_timeout=LOAD_TIMEOUT)
+    await runner.start()
+    try:
+        client = runner.client
+        assert client is not None and client.gate is not None
+        firsts: list[int] = []
+
+        async def one(i: int) -> None:
+            # 100 tokens: more than half of a 64-token batch
+            tokens = [1000 + 97 * i + k for k in range(100)]
+            body = {"prompt": tokens, "n_predict": 8, "temperature": 0.0, "cache_prompt": False}
+            stream = client.completion_stream(body)
+            await anext(stream)
+            firsts.append(i)
+            await stream.aclose()  # the client leaves after its first token
+
+        # each started (and queued for its turn) before the next
+        await asyncio.gather(*(one(i) for i in range(10)))
+        assert firsts == list(range(10))
+        assert client.gate.entered == 0
+    finally:
+        await runner.stop()

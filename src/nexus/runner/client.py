@@ -13,6 +13,7 @@ import orjson
 
 from nexus.errors import BadRequest, NexusError, RunnerFailed
 from nexus.runner.link import EngineLink, LinkError
+from nexus.runner.prompt_gate import PromptGate, prompt_bound
 
 #: An embedding: the engine's 32-bit floats.
 Vector = npt.NDArray[np.float32]
@@ -71,9 +72,11 @@ def _engine_error(status: int, body: bytes) -> NexusError:
 
 
 class EngineClient:
-    def __init__(self, address: str) -> None:
-        """``address`` is the engine's: ``unix:///path/to.sock`` or ``http://host:port``."""
+    def __init__(self, address: str, gate: PromptGate | None = None) -> None:
+        """``address`` is the engine's: ``unix:///path/to.sock`` or ``http://host:port``;
+        ``gate`` lets generations' prompts in turn by turn (none: all at once)."""
         self.address = address
+        self.gate = gate
         self._link = EngineLink(address)
         self._special: tuple[str, str] | None = None
 
@@ -157,43 +160,66 @@ class EngineClient:
         """Yield the engine's stream events; the last one has ``stop: true`` and ``timings``.
 
         Closing the iterator early closes the connection, which makes the engine stop generating
-        and free its slot.
+        and free its slot. With a gate, the request waits for its prompt's turn, and holds it
+        until its first event (never while suspended at a ``yield``).
         """
+        gate, size = self.gate, None
+        if gate is not None:
+            size = await self._prompt_size(gate, body.get("prompt"))
+            await gate.enter(size)
         try:
-            reply = await self._link.request("POST", "/completion", {**body, "stream": True})
-        except LinkError as exc:
-            raise EngineUnreachable(f"runner unreachable: {exc}") from exc
-        pieces = reply.iter_body()
-        try:
-            if reply.status >= 400:
-                raise _engine_error(reply.status, await reply.read())
-            pending = b""
-            final: dict[str, Any] | None = None
-            async for data in pieces:
+            try:
+                reply = await self._link.request("POST", "/completion", {**body, "stream": True})
+            except LinkError as exc:
+                raise EngineUnreachable(f"runner unreachable: {exc}") from exc
+            pieces = reply.iter_body()
+            try:
+                if reply.status >= 400:
+                    raise _engine_error(reply.status, await reply.read())
+                pending = b""
+                final: dict[str, Any] | None = None
+                async for data in pieces:
+                    if final is not None:
+                        # the body is read to its end before the last event goes out, so the
+                        # connection returns to the pool and the next request needs no new one
+                        continue
+                    pending += data
+                    start = 0
+                    while (end := pending.find(b"\n", start)) >= 0:
+                        line = pending[start:end]
+                        start = end + 1
+                        if line.startswith(b"data: "):
+                            event = orjson.loads(line[6:])  # the engine's JSON, per token
+                            if event.get("stop"):
+                                final = event
+                                break
+                            if gate is not None:  # the prompt is done: the next one's turn
+                                gate.leave(size)
+                                gate = None
+                            yield event
+                        elif line.startswith(b"error: "):
+                            raise _engine_error(500, line[7:])
+                    pending = pending[start:]
                 if final is not None:
-                    # the body is read to its end before the last event goes out, so the
-                    # connection returns to the pool and the next request needs no new one
-                    continue
-                pending += data
-                start = 0
-                while (end := pending.find(b"\n", start)) >= 0:
-                    line = pending[start:end]
-                    start = end + 1
-                    if line.startswith(b"data: "):
-                        event = orjson.loads(line[6:])  # the engine's JSON, per token
-                        if event.get("stop"):
-                            final = event
-                            break
-                        yield event
-                    elif line.startswith(b"error: "):
-                        raise _engine_error(500, line[7:])
-                pending = pending[start:]
-            if final is not None:
-                yield final
-        except LinkError as exc:
-            raise EngineUnreachable(f"runner connection lost: {exc}") from exc
+                    if gate is not None:
+                        gate.leave(size)
+                        gate = None
+                    yield final
+            except LinkError as exc:
+                raise EngineUnreachable(f"runner connection lost: {exc}") from exc
+            finally:
+                await pieces.aclose()
         finally:
-            await pieces.aclose()
+            if gate is not None:
+                gate.leave(size)
+
+    async def _prompt_size(self, gate: PromptGate, prompt: Any) -> int | None:
+        """The prompt's size for ``gate``: its upper bound where that lets it in at once, else
+        (a text under contention) its exact count of tokens."""
+        bound = prompt_bound(prompt)
+        if not isinstance(prompt, str) or gate.fits(bound) or not gate.worth_counting(bound):
+            return bound
+        return len(await self.tokenize(prompt, add_special=True))
 
     async def embeddings(self, inputs: list[list[int]], *, normalize: bool) -> list[Vector]:
         """One vector per input, as the engine computes them: 32-bit floats (a quarter of the

@@ -17,6 +17,7 @@ from typing import Any
 
 from nexus.errors import RunnerFailed
 from nexus.runner.client import EngineClient
+from nexus.runner.prompt_gate import PromptGate
 from nexus.runner.spec import RunnerSpec
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,9 @@ class RunnerProcess:
             raise error
         hello = json.loads(line)
         self.gpus = list(hello.get("gpus") or [])
-        self.client = EngineClient(hello["address"])
+        self.client = EngineClient(
+            hello["address"], PromptGate(self.spec.num_batch, self.spec.num_parallel)
+        )
         self._watch = asyncio.create_task(self._watch_exit())
 
     async def _watch_exit(self) -> None:
