@@ -154,6 +154,13 @@ def test_negative_keep_alive_is_forever(value: str) -> None:
     assert settings(OLLAMA_KEEP_ALIVE=value).keep_alive == math.inf
 
 
+def test_read_and_write_timeouts() -> None:
+    assert (settings().read_timeout, settings().write_timeout) == (30.0, 60.0)
+    s = settings(NEXUS_READ_TIMEOUT="5s", NEXUS_WRITE_TIMEOUT="2m")
+    assert (s.read_timeout, s.write_timeout) == (5.0, 120.0)
+    assert math.isinf(settings(NEXUS_WRITE_TIMEOUT="0").write_timeout)
+
+
 def test_load_timeout_zero_or_negative_is_forever() -> None:
     assert settings(OLLAMA_LOAD_TIMEOUT="0").load_timeout == math.inf
     assert settings(OLLAMA_LOAD_TIMEOUT="-1").load_timeout == math.inf

@@ -180,6 +180,9 @@ class Settings:
     #: Seconds a client may take to send its request head, or between two pieces of its body
     #: (``NEXUS_READ_TIMEOUT``); stalled connections are closed after it.
     read_timeout: float = 30.0
+    #: Seconds a reply may wait for its client to read any of it (``NEXUS_WRITE_TIMEOUT``);
+    #: then its connection is closed, and what the reply held (a runner slot) is freed.
+    write_timeout: float = 60.0
     #: Largest request body in bytes (``NEXUS_MAX_BODY_SIZE``; 0 = no limit); blob uploads
     #: are exempt.
     max_body_size: int = 64 << 20
@@ -220,6 +223,7 @@ class Settings:
             push_token=reader.text("NEXUS_PUSH_TOKEN") or None,
             pull_part_size=reader.uint("NEXUS_PULL_PART_SIZE") or None,
             read_timeout=reader.duration("NEXUS_READ_TIMEOUT", 30.0, zero_is_forever=True),
+            write_timeout=reader.duration("NEXUS_WRITE_TIMEOUT", 60.0, zero_is_forever=True),
             max_body_size=reader.uint("NEXUS_MAX_BODY_SIZE", 64 << 20) or 0,
             api_keys=reader.api_keys("NEXUS_API_KEY"),
         )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-async def aclose(it: AsyncIterator[Any]) -> None:
+async def aclose(it: AsyncIterable[Any]) -> None:
     """Close an async generator (running its ``finally`` blocks); other iterators are left be."""
     close = getattr(it, "aclose", None)
     if close is not None:

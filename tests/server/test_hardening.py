@@ -25,12 +25,13 @@ pytestmark = pytest.mark.integration
 
 M = DEFAULT_MODEL
 READ_TIMEOUT_S = 3.0
+WRITE_TIMEOUT_S = 2.0
 MAX_BODY = 1 << 20
 
 
 @pytest.fixture(scope="module")
 def guarded(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server with a short read timeout and a 1 MiB body limit."""
+    """A server with short read and write timeouts and a 1 MiB body limit."""
     log = tmp_path_factory.mktemp("hardening") / "server.log"
     srv = start_server(
         models_dir,
@@ -38,6 +39,7 @@ def guarded(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         OLLAMA_CONTEXT_LENGTH="1024",
         OLLAMA_NUM_PARALLEL="2",
         NEXUS_READ_TIMEOUT=f"{READ_TIMEOUT_S:g}s",
+        NEXUS_WRITE_TIMEOUT=f"{WRITE_TIMEOUT_S:g}s",
         NEXUS_MAX_BODY_SIZE=str(MAX_BODY),
     )
     yield srv
@@ -48,6 +50,25 @@ def guarded(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def client(guarded: ServerProcess) -> Iterator[httpx.Client]:
     with guarded.client() as c:
         yield c
+
+
+def resident_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        line = next(ln for ln in status if ln.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def busy_slots(client: httpx.Client) -> float:
+    lines = client.get("/metrics").text.splitlines()
+    return sum(float(ln.split()[-1]) for ln in lines if ln.startswith("nexus_slots_busy{"))
+
+
+def wait_slots_free(client: httpx.Client, deadline_s: float = 120.0) -> None:
+    """Until no slot is held (a failure, not a hang, if one stays held)."""
+    end = time.monotonic() + deadline_s
+    while busy_slots(client) > 0:
+        assert time.monotonic() < end, "a slot is still held"
+        time.sleep(0.1)
 
 
 def open_fds(pid: int) -> int:
@@ -102,6 +123,52 @@ def test_embed_with_many_inputs_keeps_descriptors_bounded(
     assert peak - before < 64, (before, peak)
     assert after - before < 16, (before, after)
     assert client.get("/api/tags").status_code == 200
+
+
+def test_an_embed_of_many_inputs_streams_in_bounded_memory(
+    guarded: ServerProcess, client: httpx.Client
+) -> None:
+    """100,000 short inputs (a 0.9 MB body): the reply starts after its first windows, and the
+    server holds a window, not every input's task, tokens and vector (1,000,000 inputs took it
+    to 1.6 GB within seconds). The client leaving frees the slot."""
+    inputs = [f"w{i}" for i in range(100_000)]
+    before = resident_mb(guarded.proc.pid)
+    body = {"model": M, "input": inputs}
+    with client.stream("POST", "/api/embed", json=body, timeout=60) as resp:
+        assert resp.status_code == 200
+        first = next(resp.iter_raw())
+        grown = resident_mb(guarded.proc.pid) - before
+    assert first.startswith(b'{"model":"%s","embeddings":[[' % M.encode())
+    assert grown < 150, grown
+    wait_slots_free(client)
+
+
+def test_a_client_reading_none_of_a_long_reply_is_dropped(
+    guarded: ServerProcess, client: httpx.Client
+) -> None:
+    """Its connection is closed after NEXUS_WRITE_TIMEOUT, freeing the slot the reply held."""
+    body = b'{"model": "%s", "input": [%s]}' % (
+        M.encode(),
+        b",".join(b'"w%d"' % i for i in range(20_000)),
+    )
+    host, port = guarded.url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the reply backs up soon
+    sock.connect((host, int(port)))
+    try:
+        sock.sendall(
+            b"POST /api/embed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        end = time.monotonic() + 60
+        while busy_slots(client) == 0:  # until the embedding is under way
+            assert time.monotonic() < end
+            time.sleep(0.05)
+        wait_slots_free(client)  # 20,000 inputs would hold it for minutes
+    finally:
+        sock.close()
+    assert "read none of the reply" in guarded.log.read_text()
+    assert client.post("/api/embed", json={"model": M, "input": "x"}).status_code == 200
 
 
 # ---- 2: stalled bodies and headers ------------------------------------------------------------

@@ -13,7 +13,8 @@ from nexus.options import check_load_options, validate_request_options
 from nexus.runner.client import _engine_error
 from nexus.server.body import MAX_JSON_DEPTH, json_depth
 from nexus.server.errors import public_message
-from nexus.server.streaming import until_disconnect
+from nexus.server.limits import BodyLimits
+from nexus.server.streaming import ClosingStreamingResponse, until_disconnect
 
 
 class LeavingRequest:
@@ -111,3 +112,42 @@ def test_integer_options_must_fit_the_engine(value: float) -> None:
     with pytest.raises(BadRequest, match="num_predict"):
         validate_request_options({"num_predict": value})
     assert validate_request_options({"seed": 2**32 - 1}) == {"seed": 2**32 - 1}
+
+
+async def test_a_reply_nobody_reads_is_given_up_and_its_stream_closed() -> None:
+    """``send`` never returns once the client's buffers are full: after the write timeout the
+    request ends, and the generator behind the reply runs its ``finally`` (a slot released)."""
+    released = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"x" * 1024
+        finally:
+            released.set()
+
+    app = BodyLimits(
+        ClosingStreamingResponse(body()), max_body_size=0, read_timeout=5.0, write_timeout=0.05
+    )
+    sent: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()  # the client says nothing more
+        return {}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+        if message["type"] == "http.response.body" and len(sent) > 3:
+            await asyncio.Event().wait()  # the client reads no more
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": [],
+        "asgi": {"spec_version": "2.4"},
+    }
+    async with asyncio.timeout(30):  # fails rather than hangs
+        await app(scope, receive, send)
+    assert released.is_set()
+    assert sent[0] == "http.response.start"

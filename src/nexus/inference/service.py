@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -16,6 +15,7 @@ import numpy as np
 from nexus.api.ollama import ChatRequest, EmbeddingsRequest, EmbedRequest, GenerateRequest
 from nexus.config import Settings
 from nexus.errors import BadRequest, ContextOverflow, RunnerFailed, UnsupportedCapability
+from nexus.inference.embedding import EmbedTally, embed_windows, shortened
 from nexus.inference.grammar import apply_constraint
 from nexus.inference.models import Model, ModelCatalog
 from nexus.inference.prompts import PromptBuilder, RenderedPrompt, engine_prompt
@@ -40,7 +40,7 @@ from nexus.runner.client import (
 from nexus.runner.spec import RunnerSpec, machine_cpus
 from nexus.scheduler import Lease, Scheduler
 from nexus.store.gguf_meta import kv_cache_bytes
-from nexus.streams import prepend
+from nexus.streams import aclose, prepend
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ AUTO_PARALLEL = 4
 AUTO_CONTEXT_CAP = 8192
 #: Ollama's least context for a model with a multimodal projector.
 VISION_MIN_CONTEXT = 2048
-#: Inputs per engine request of one embedding call, and tokenizations of it in flight at once:
-#: one request with thousands of inputs must not hold thousands of runner connections.
-EMBED_BATCH = 64
-EMBED_TOKENIZE_CONCURRENCY = 4
 Chunk = dict[str, Any]
 
 
@@ -517,53 +513,44 @@ class InferenceService:
 
     # ---- embeddings -------------------------------------------------------------------
 
-    async def embed(self, req: EmbedRequest) -> dict[str, Any]:
-        stats = Stats(time.monotonic())
-        model = await self.catalog.get(req.model)
-        _used_model(model)
-        if "embedding" not in model.capabilities:
-            raise UnsupportedCapability(f"{model.name.full()} does not support embedding")
+    async def embed(self, req: EmbedRequest, tally: EmbedTally) -> AsyncIterator[list[Vector]]:
+        """``/api/embed``'s vectors, a window at a time (none for an empty input)."""
         if req.input is None:
             inputs: list[str | list[int]] = []
         elif isinstance(req.input, str):
             inputs = [req.input] if req.input else []
         else:
             inputs = list(req.input)
-        options = self.options_for(model, req.options)
-        lease, spec = await self.lease(model, options, req.keep_alive, embedding=True)
-        async with lease:
-            stats.load_duration = lease.load_duration
-            if not inputs:
-                return {"model": req.model, "embeddings": []}
-            vectors, count, truncated = await self._embed(
-                lease, spec, inputs, truncate=req.truncate, normalize=True, model_name=req.model
-            )
-        if req.dimensions:
-            vectors = [_normalize(v[: req.dimensions]) for v in vectors]
-        result: dict[str, Any] = {
-            "model": req.model,
-            "embeddings": vectors,
-            "total_duration": int((time.monotonic() - stats.started) * 1e9),
-            "load_duration": int(stats.load_duration * 1e9),
-            "prompt_eval_count": count,
-        }
-        if truncated:
-            result["truncated"] = True
-        return result
+        windows = self.embed_inputs(
+            req.model,
+            inputs,
+            truncate=req.truncate,
+            dimensions=req.dimensions,
+            options=req.options,
+            keep_alive=req.keep_alive,
+            tally=tally,
+        )
+        async for vectors in windows:
+            yield vectors
 
     async def embeddings(self, req: EmbeddingsRequest) -> dict[str, Any]:
-        model = await self.catalog.get(req.model)
-        _used_model(model)
-        if "embedding" not in model.capabilities:
-            raise UnsupportedCapability(f"{model.name.full()} does not support embedding")
-        options = self.options_for(model, req.options)
-        lease, spec = await self.lease(model, options, req.keep_alive, embedding=True)
-        async with lease:
-            if not req.prompt:
-                return {"embedding": []}
-            vectors, _, _ = await self._embed(
-                lease, spec, [req.prompt], truncate=True, normalize=False, model_name=req.model
-            )
+        """The legacy ``/api/embeddings``: one prompt, its vector not normalised."""
+        if not req.prompt:
+            # the model is still loaded (or its keep_alive applied), as Ollama does
+            async for _ in self.embed_inputs(
+                req.model, [], truncate=True, options=req.options, keep_alive=req.keep_alive
+            ):
+                pass
+            return {"embedding": []}
+        windows = self.embed_inputs(
+            req.model,
+            [req.prompt],
+            truncate=True,
+            options=req.options,
+            keep_alive=req.keep_alive,
+            normalize=False,
+        )
+        vectors = [v async for window in windows for v in window]
         # Ollama's legacy endpoint widens the engine's 32-bit floats to 64 bits
         return {"embedding": vectors[0].astype(np.float64).tolist()}
 
@@ -573,11 +560,15 @@ class InferenceService:
         inputs: list[str | list[int]],
         *,
         truncate: bool,
-        dimensions: int | None,
+        dimensions: int | None = None,
         options: dict[str, Any] | None,
         keep_alive: float | None,
-    ) -> tuple[list[Vector], int]:
-        """Normalised vectors for texts or token lists, and the tokens they took."""
+        tally: EmbedTally | None = None,
+        normalize: bool = True,
+    ) -> AsyncIterator[list[Vector]]:
+        """Vectors for texts or token lists, a window at a time as the engine computes them
+        (normalised unless told not to; cut to ``dimensions``); ``tally`` counts the tokens."""
+        tally = tally if tally is not None else EmbedTally(time.monotonic())
         model = await self.catalog.get(model_name)
         _used_model(model)
         if "embedding" not in model.capabilities:
@@ -585,57 +576,24 @@ class InferenceService:
         options = self.options_for(model, options)
         lease, spec = await self.lease(model, options, keep_alive, embedding=True)
         async with lease:
-            vectors, count, _ = await self._embed(
-                lease, spec, inputs, truncate=truncate, normalize=True, model_name=model_name
+            tally.load_duration = lease.load_duration
+            windows = embed_windows(
+                _client(lease),
+                inputs,
+                min(spec.num_ctx, spec.num_batch),
+                truncate=truncate,
+                normalize=normalize,
+                tally=tally,
+                model_name=model_name,
             )
-        if dimensions:
-            vectors = [_normalize(v[:dimensions]) for v in vectors]
-        return vectors, count
-
-    async def _embed(
-        self,
-        lease: Lease,
-        spec: RunnerSpec,
-        inputs: list[str | list[int]],
-        *,
-        truncate: bool,
-        normalize: bool,
-        model_name: str,
-    ) -> tuple[list[Vector], int, bool]:
-        client = _client(lease)
-        gate = asyncio.Semaphore(EMBED_TOKENIZE_CONCURRENCY)
-
-        async def tokens_of(item: str | list[int]) -> list[int]:
-            async with gate:
-                return await _as_tokens(client, item)
-
-        token_lists = await asyncio.gather(*(tokens_of(item) for item in inputs))
-        limit = min(spec.num_ctx, spec.num_batch)
-        truncated = False
-        fitted: list[list[int]] = []
-        for tokens in token_lists:
-            if len(tokens) > limit:
-                if not truncate:
-                    raise ContextOverflow(
-                        f"the input length exceeds the context length ({len(tokens)} > {limit} "
-                        "tokens)",
-                        param="input",
-                    )
-                tokens = tokens[:limit]
-                truncated = True
-            fitted.append(tokens or [0])
-        if truncated:
-            log.warning("embed for %s: input truncated to %d tokens", model_name, limit)
-        try:
-            vectors: list[Vector] = []
-            for start in range(0, len(fitted), EMBED_BATCH):
-                batch = fitted[start : start + EMBED_BATCH]
-                vectors += await client.embeddings(batch, normalize=normalize)
-        except EngineUnreachable as exc:
-            raise await _runner_failure(lease) from exc
-        count = sum(len(t) for t in fitted)
-        _used_tokens(count, 0)
-        return vectors, count, truncated
+            try:
+                async for vectors in windows:
+                    yield [shortened(v, dimensions) for v in vectors]
+            except EngineUnreachable as exc:
+                raise await _runner_failure(lease) from exc
+            finally:
+                await aclose(windows)
+        _used_tokens(tally.count, 0)
 
     # ---- shared -----------------------------------------------------------------------
 
@@ -684,10 +642,6 @@ class InferenceService:
                 yield event
         except EngineUnreachable as exc:
             raise await _runner_failure(lease) from exc
-
-
-async def _as_tokens(client: EngineClient, item: str | list[int]) -> list[int]:
-    return list(item) if isinstance(item, list) else await client.tokenize(item, add_special=True)
 
 
 def _too_long(n_tokens: int, num_ctx: int, param: str | None = None) -> ContextOverflow:
@@ -779,11 +733,6 @@ def _chat_chunk(
     if calls:
         message["tool_calls"] = calls
     return {**base, "created_at": now_iso(), "message": message, "done": done}
-
-
-def _normalize(vector: Vector) -> Vector:
-    norm = float(np.linalg.norm(vector))
-    return vector / np.float32(norm) if norm > 0 else vector
 
 
 __all__ = ["InferenceService", "RenderedPrompt", "now_iso"]

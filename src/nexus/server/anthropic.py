@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from nexus.api.anthropic import CountTokensRequest, MessagesRequest
 from nexus.api.ollama import ChatRequest
@@ -22,7 +22,12 @@ from nexus.inference.service import Outcome
 from nexus.server.body import parse_body
 from nexus.server.errors import error_body
 from nexus.server.state import AppState, state_of
-from nexus.server.streaming import JSONReply, event_frame, until_disconnect
+from nexus.server.streaming import (
+    ClosingStreamingResponse,
+    JSONReply,
+    event_frame,
+    until_disconnect,
+)
 from nexus.streams import aclose, prepend
 
 log = logging.getLogger(__name__)
@@ -81,7 +86,7 @@ async def messages(request: Request) -> Response:
         raise
     stream = an.MessageStream(req.model, outcome, stop_sequences, an.estimate_input_tokens(native))
     events = stream.events(prepend(first, chunks))
-    return StreamingResponse(
+    return ClosingStreamingResponse(
         sse(events, request.url.path), media_type="text/event-stream", headers=SSE_HEADERS
     )
 

@@ -146,7 +146,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pull_router)
     app.include_router(registry_router)
     app.add_middleware(
-        BodyLimits, max_body_size=settings.max_body_size, read_timeout=settings.read_timeout
+        BodyLimits,
+        max_body_size=settings.max_body_size,
+        read_timeout=settings.read_timeout,
+        write_timeout=settings.write_timeout,
     )
     if is_loopback(settings.host.host):
         app.add_middleware(LocalHostOnly)

@@ -1,8 +1,11 @@
-"""Limits on what one client may make the server hold: request size and request time.
+"""Limits on what one client may make the server hold: request size, request and reply time.
 
 ``BodyLimits`` is a pure ASGI middleware (streaming responses pass through untouched) that
 wraps ``receive``: a body larger than ``NEXUS_MAX_BODY_SIZE`` is refused with 413 (at once when
 ``Content-Length`` says so), and a body that stalls for ``NEXUS_READ_TIMEOUT`` is answered 408.
+It wraps ``send`` too: a reply its client reads none of for ``NEXUS_WRITE_TIMEOUT`` (the socket's
+buffers full) has its connection closed, so a client that stops reading a long reply (a
+streamed embedding of many inputs) does not hold the runner slot behind it for ever.
 Blob uploads (``/api/blobs/``, ``/v2/``) carry model weights and have no size limit, only the
 stall timeout. A response sent before its request body was read to the end closes the
 connection, so unread bytes are never parsed as the next request.
@@ -13,12 +16,15 @@ The deadline on the request head is ``nexus.net.guarded``'s protocol, shared wit
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nexus.errors import NexusError
 from nexus.server.errors import send_error
+
+log = logging.getLogger(__name__)
 
 #: Paths whose bodies are blobs: no size limit, only the read timeout.
 UNLIMITED_PREFIXES = ("/api/blobs/", "/v2/")
@@ -36,6 +42,10 @@ class RequestTimeout(NexusError):
     status = 408
 
 
+class _NotReading(Exception):
+    """Raised by ``send`` when the client has read none of the reply for too long."""
+
+
 def too_large_message(limit: int) -> str:
     return (
         f"request body larger than {limit} bytes (the limit is set by NEXUS_MAX_BODY_SIZE; "
@@ -46,10 +56,18 @@ def too_large_message(limit: int) -> str:
 class BodyLimits:
     """Size and stall limits on request bodies (see the module's docstring)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_size: int, read_timeout: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_size: int,
+        read_timeout: float,
+        write_timeout: float = math.inf,
+    ) -> None:
         self.app = app
         self.max_body_size = max_body_size
         self.read_timeout = read_timeout
+        self.write_timeout = write_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,9 +115,23 @@ class BodyLimits:
                 ]
                 headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
-            await send(message)
+            if message["type"] != "http.response.body" or not math.isfinite(self.write_timeout):
+                await send(message)
+                return
+            try:
+                async with asyncio.timeout(self.write_timeout):
+                    await send(message)  # waits while the client's buffers are full
+            except TimeoutError:
+                raise _NotReading() from None
 
-        await self.app(scope, guarded_receive, closing_send)
+        try:
+            await self.app(scope, guarded_receive, closing_send)
+        except _NotReading:
+            log.warning(
+                "closed %s: its client read none of the reply for %g s (NEXUS_WRITE_TIMEOUT)",
+                path,
+                self.write_timeout,
+            )
 
 
 def _content_length(scope: Scope) -> int | None:

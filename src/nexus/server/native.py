@@ -7,8 +7,10 @@ import contextlib
 import math
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
@@ -25,11 +27,15 @@ from nexus.api.ollama import (
     ShowRequest,
 )
 from nexus.errors import BadRequest, BlobNotFound, InvalidModelName, ModelNotFound
+from nexus.inference.embedding import EmbedTally
+from nexus.jsonio import dumpb
 from nexus.server.body import parse_body
 from nexus.server.state import AppState, state_of
 from nexus.server.streaming import (
     Chunk,
     JSONReply,
+    array_reply,
+    encoded,
     merge_chat,
     merge_generate,
     progress_stream,
@@ -115,7 +121,23 @@ async def embed(request: Request) -> Response:
     state = state_of(request)
     req = await parse_body(request, EmbedRequest)
     _require_model(req.model)
-    return JSONReply(await until_disconnect(request, state.inference.embed(req)))
+    tally = EmbedTally(time.monotonic())
+    head = b'{"model":' + dumpb(req.model) + b',"embeddings":['
+
+    def tail() -> bytes:
+        if not req.input:
+            return b"]}"
+        fields: dict[str, Any] = {
+            "total_duration": int((time.monotonic() - tally.started) * 1e9),
+            "load_duration": int(tally.load_duration * 1e9),
+            "prompt_eval_count": tally.count,
+        }
+        if tally.truncated:
+            fields["truncated"] = True
+        return b"]," + dumpb(fields)[1:]
+
+    windows = encoded(state.inference.embed(req, tally), dumpb)
+    return await array_reply(request, head, windows, tail)
 
 
 @router.post("/api/embeddings")

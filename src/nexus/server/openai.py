@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from nexus.api.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from nexus.compat import openai as oa
 from nexus.errors import BadRequest, ModelNotFound, NexusError
+from nexus.inference.embedding import EmbedTally
 from nexus.inference.schemas import check_schema
 from nexus.jsonio import dumpb
 from nexus.runner.client import Vector
 from nexus.server.body import parse_body
 from nexus.server.errors import error_body
 from nexus.server.state import state_of
-from nexus.server.streaming import JSONReply, until_disconnect
+from nexus.server.streaming import (
+    ClosingStreamingResponse,
+    JSONReply,
+    array_reply,
+    encoded,
+    until_disconnect,
+)
 from nexus.store.names import ModelName
 from nexus.streams import aclose
 
@@ -51,7 +59,9 @@ async def stream_reply(request: Request, events: AsyncIterator[Chunk]) -> Respon
     except BaseException:
         await aclose(events)
         raise
-    return StreamingResponse(sse(first, events, request.url.path), media_type="text/event-stream")
+    return ClosingStreamingResponse(
+        sse(first, events, request.url.path), media_type="text/event-stream"
+    )
 
 
 @router.post("/chat/completions")
@@ -151,29 +161,28 @@ async def embeddings(request: Request) -> Response:
         inputs = list(raw)  # type: ignore[arg-type]
     if not inputs or any(not item for item in inputs):
         raise BadRequest("input must not be empty", param="input")
-    vectors, count = await until_disconnect(
-        request,
-        state.inference.embed_inputs(
-            req.model,
-            inputs,
-            truncate=False,
-            dimensions=req.dimensions,
-            options=req.options,
-            keep_alive=req.keep_alive,
-        ),
+    tally = EmbedTally(time.monotonic())
+    windows = state.inference.embed_inputs(
+        req.model,
+        inputs,
+        truncate=False,
+        dimensions=req.dimensions,
+        options=req.options,
+        keep_alive=req.keep_alive,
+        tally=tally,
     )
-    data = [
-        {"object": "embedding", "embedding": _encode(v, req.encoding_format), "index": i}
-        for i, v in enumerate(vectors)
-    ]
-    return JSONReply(
-        {
-            "object": "list",
-            "data": data,
-            "model": req.model,
-            "usage": {"prompt_tokens": count, "total_tokens": count},
-        }
-    )
+    index = itertools.count()
+
+    def item(vector: Vector) -> bytes:
+        embedding = _encode(vector, req.encoding_format)
+        return dumpb({"object": "embedding", "embedding": embedding, "index": next(index)})
+
+    def tail() -> bytes:
+        usage = {"prompt_tokens": tally.count, "total_tokens": tally.count}
+        return b'],"model":' + dumpb(req.model) + b',"usage":' + dumpb(usage) + b"}"
+
+    head = b'{"object":"list","data":['
+    return await array_reply(request, head, encoded(windows, item), tail)
 
 
 def _encode(vector: Vector, encoding: str) -> Vector | str:

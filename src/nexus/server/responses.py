@@ -10,14 +10,19 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from nexus.api.responses import ResponsesRequest
 from nexus.compat import responses as rs
 from nexus.errors import ContextOverflow, NexusError
 from nexus.server.body import parse_body
 from nexus.server.state import state_of
-from nexus.server.streaming import JSONReply, event_frame, until_disconnect
+from nexus.server.streaming import (
+    ClosingStreamingResponse,
+    JSONReply,
+    event_frame,
+    until_disconnect,
+)
 from nexus.streams import aclose, prepend
 
 log = logging.getLogger(__name__)
@@ -68,7 +73,7 @@ async def create_response(request: Request) -> Response:
     stream = rs.ResponseStream(req)
     events = stream.events(prepend(first, chunks))
     if req.stream:
-        return StreamingResponse(
+        return ClosingStreamingResponse(
             _sse(stream, events),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},

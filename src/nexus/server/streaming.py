@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from nexus.errors import Canceled, NexusError
 from nexus.jsonio import dumpb
@@ -17,11 +19,25 @@ from nexus.streams import aclose
 log = logging.getLogger(__name__)
 
 Chunk = dict[str, Any]
+T = TypeVar("T")
 
 
 def event_frame(event: dict[str, Any]) -> bytes:
     """One server-sent event named by its ``type``, as the Responses and Messages APIs send them."""
     return b"event: " + event["type"].encode() + b"\ndata: " + dumpb(event) + b"\n\n"
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A streamed reply that closes its body's generator however the sending ends (the client
+    left, or read nothing for too long), so what the generator holds (a runner slot) is freed
+    at once rather than whenever the garbage collector reaches it."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with contextlib.suppress(RuntimeError):  # one still running is ending already
+                await aclose(self.body_iterator)
 
 
 class JSONReply(JSONResponse):
@@ -95,7 +111,7 @@ async def reply(
     if first.get("done_reason") in ("load", "unload"):
         return JSONReply(first)  # a single object even when streaming, as Ollama answers
     if stream:
-        return StreamingResponse(_ndjson(first, chunks), media_type="application/x-ndjson")
+        return ClosingStreamingResponse(_ndjson(first, chunks), media_type="application/x-ndjson")
 
     async def collect() -> list[Chunk]:
         items = [first]
@@ -107,6 +123,71 @@ async def reply(
         return items
 
     return JSONReply(merge(await until_disconnect(request, collect())))
+
+
+async def array_reply(
+    request: Request,
+    head: bytes,
+    windows: AsyncIterator[list[bytes]],
+    tail: Callable[[], bytes],
+) -> Response:
+    """A JSON object around one long array: ``head`` up to the array's ``[``, ``windows`` its
+    elements encoded a window at a time, ``tail()`` from the array's ``]`` on (called after the
+    last window, so it may report what they counted).
+
+    Up to two windows are awaited before anything is sent: a reply of one window is sent whole,
+    with its length, and an error is its status. A longer one is streamed, so memory holds a
+    window whatever the count; an error past the first two closes the connection.
+    """
+    early: list[bytes] = []
+
+    async def first_two() -> bool:
+        for _ in range(2):
+            try:
+                early.extend(await anext(windows))
+            except StopAsyncIteration:
+                return True
+        return False
+
+    try:
+        finished = await until_disconnect(request, first_two())
+    except BaseException:
+        await aclose(windows)
+        raise
+    if finished:
+        return Response(head + b",".join(early) + tail(), media_type="application/json")
+    return ClosingStreamingResponse(
+        _array_body(head, early, windows, tail), media_type="application/json"
+    )
+
+
+async def encoded(
+    windows: AsyncIterator[list[T]], encode: Callable[[T], bytes]
+) -> AsyncIterator[list[bytes]]:
+    """Each window's items encoded; ``windows`` is closed however this ends."""
+    try:
+        async for window in windows:
+            yield [encode(item) for item in window]
+    finally:
+        await aclose(windows)
+
+
+async def _array_body(
+    head: bytes, early: list[bytes], windows: AsyncIterator[list[bytes]], tail: Callable[[], bytes]
+) -> AsyncIterator[bytes]:
+    try:
+        yield head + b",".join(early)
+        early.clear()
+        async for window in windows:
+            if window:
+                yield b"," + b",".join(window)
+        yield tail()
+    except Exception as exc:
+        # the status is sent: closing the connection is all that says the reply is incomplete
+        log.warning("reply cut short after it had started: %s", exc)
+        raise
+    finally:
+        await aclose(windows)
 
 
 def merge_generate(chunks: list[Chunk]) -> Chunk:
