@@ -19,9 +19,11 @@ class _Engine:
 
     def __init__(self) -> None:
         self.renders = 0
+        self.largest = 0  # messages in the largest render
 
     async def apply_template(self, messages: list[dict[str, Any]], **_: Any) -> str:
         self.renders += 1
+        self.largest = max(self.largest, len(messages))
         return " ".join(f"{m['role']}: {m['content']}" for m in messages)
 
     async def tokenize(self, text: str, **_: Any) -> list[int]:
@@ -61,6 +63,13 @@ def test_thousands_of_messages_take_a_few_renders() -> None:
     # 99 messages of 3 tokens (the system one among them) stay under 300: 5000 + 1 - 99 dropped
     assert fitted.dropped == 4902
     assert engine.renders <= 16
+
+
+def test_no_render_holds_more_messages_than_the_context_has_tokens() -> None:
+    fitted, engine = _fit(_history(100_000), 300)
+    assert fitted.dropped == 100_001 - 99
+    assert engine.largest <= 300 + 2  # the system message and the last one besides
+    assert engine.renders <= 12
 
 
 def test_nothing_to_drop_is_a_context_overflow() -> None:

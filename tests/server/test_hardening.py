@@ -308,6 +308,30 @@ def test_deeply_nested_json_is_400_and_the_connection_survives(
     assert client.get("/api/version").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("path", "field", "item"),
+    [
+        ("/api/chat", "messages", b"{}"),
+        ("/v1/chat/completions", "messages", b"{}"),
+        ("/api/embed", "input", b"[1]"),
+        ("/api/generate", "context", b"[]"),
+    ],
+)
+def test_a_body_of_too_many_small_values_is_400_before_parsing(
+    guarded: ServerProcess, client: httpx.Client, path: str, field: str, item: bytes
+) -> None:
+    """150,001 empty objects or arrays in 0.6 MB: parsed and validated, 200,000 tiny messages
+    held the event loop for a second (a 64 MB body would hold it for ten)."""
+    items = b",".join([item] * 150_001)
+    body = b'{"model": "%s", "%s": [%s]}' % (M.encode(), field.encode(), items)
+    before = resident_mb(guarded.proc.pid)
+    resp = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text[:300]
+    assert "100,000 JSON arrays and objects" in error_of(resp)
+    assert resident_mb(guarded.proc.pid) - before < 50
+    assert client.get("/api/version").status_code == 200
+
+
 # ---- 6b: lone UTF-16 surrogates ---------------------------------------------------------------
 
 LONE = "\\ud800"  # as a client writes it in JSON: half of a pair, never valid text

@@ -11,7 +11,6 @@ import pytest
 from nexus.errors import BadRequest, Canceled, RunnerFailed
 from nexus.options import check_load_options, validate_request_options
 from nexus.runner.client import _engine_error
-from nexus.server.body import MAX_JSON_DEPTH, json_depth
 from nexus.server.errors import public_message
 from nexus.server.limits import BodyLimits
 from nexus.server.streaming import ClosingStreamingResponse, until_disconnect
@@ -53,20 +52,6 @@ async def test_generator_can_be_closed_after_client_left_before_first_chunk() ->
     await started.wait()
     request.gone.set()
     assert await pending == "canceled"
-
-
-@pytest.mark.parametrize(
-    ("raw", "depth"),
-    [
-        (b'{"a": 1}', 0),  # few brackets: not scanned
-        (b"[" * 200 + b"]" * 200, 200),
-        (b'{"s": "' + b"[" * 500 + b'"}' + b"[]" * 300, 1),
-        (b'{"s": "\\"' + b"[" * 500 + b'"}' + b"[" * 130 + b"]" * 130, 130),
-    ],
-)
-def test_json_depth_ignores_brackets_in_strings(raw: bytes, depth: int) -> None:
-    assert json_depth(raw) == depth
-    assert (json_depth(raw) > MAX_JSON_DEPTH) == (depth > MAX_JSON_DEPTH)
 
 
 def test_server_error_messages_lose_filesystem_paths() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from nexus.gateway.errors import BadRequest, ClientGone, PayloadTooLarge, RequestTimeout
 from nexus.jsonio import without_lone_surrogates
+from nexus.jsonshape import ShapeError, check_shape
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -89,6 +90,10 @@ async def read_body(receive: Receive, limit: int, timeout: float) -> bytes:
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
+    try:
+        check_shape(body)  # before parsing: what parsing would build is bounded
+    except ShapeError as exc:
+        raise BadRequest(str(exc)) from None
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):

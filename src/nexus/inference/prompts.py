@@ -123,7 +123,8 @@ class PromptBuilder:
     ) -> RenderedPrompt:
         """Drop the oldest non-system messages until the prompt fits, as Ollama does: the
         fewest that make it fit, found by halving (a prompt only shortens as more are dropped),
-        so a history of thousands of messages costs a few renders, not thousands."""
+        so a history of thousands of messages costs a few renders, not thousands, none of more
+        than ``num_ctx`` messages."""
         droppable = [i for i, m in enumerate(messages[:-1]) if m.get("role") != "system"]
         tried: dict[int, RenderedPrompt | None] = {}
 
@@ -135,7 +136,9 @@ class PromptBuilder:
             tried[dropped] = rendered if count < num_ctx else None
             return tried[dropped]
 
-        low, high = 1, len(droppable)
+        # every message kept takes a token at least: keeping num_ctx of them cannot fit, so no
+        # render need hold more (a client's 100,000 messages cost renders of num_ctx at most)
+        low, high = max(1, len(droppable) - num_ctx + 1), len(droppable)
         if not droppable or await fitting(high) is None:
             raise ContextOverflow(
                 f"the input length exceeds the context length ({num_ctx} tokens), even with "

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from typing import Any, TypeVar
 
-import numpy as np
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from nexus.errors import BadRequest
 from nexus.jsonio import without_lone_surrogates
+from nexus.jsonshape import MAX_DEPTH, ShapeError, check_shape
 
 T = TypeVar("T", bound=BaseModel)
-
-#: Arrays and objects nested deeper than this are refused before parsing (a JSON schema or a
-#: tool call's arguments need far fewer levels; recursion over more can exhaust the stack).
-MAX_JSON_DEPTH = 128
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -30,17 +24,6 @@ def describe_validation_error(exc: ValidationError) -> str:
         msg = msg.removeprefix("Value error, ")
         parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts)
-
-
-def json_depth(raw: bytes) -> int:
-    """How deeply arrays and objects nest in JSON text (brackets inside strings not counted),
-    at C speed: strings are blanked by a regex, the brackets summed by numpy."""
-    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
-        return 0  # cannot be deeper than the limit: skip the scan
-    bare = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
-    steps = ((bare == ord("[")) | (bare == ord("{"))).astype(np.int32)
-    steps -= ((bare == ord("]")) | (bare == ord("}"))).astype(np.int32)
-    return int(np.cumsum(steps).max(initial=0))
 
 
 @functools.cache
@@ -69,12 +52,14 @@ async def parse_body(request: Request, model: type[T], *, allow_empty: bool = Fa
         if allow_empty:
             return model.model_validate({})
         raise BadRequest("missing request body")
-    if json_depth(raw) > MAX_JSON_DEPTH:
-        raise BadRequest(f"invalid JSON: nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        check_shape(raw)  # before parsing: what parsing would build is bounded
+    except ShapeError as exc:
+        raise BadRequest(str(exc)) from None
     try:
         data = json.loads(raw)
     except RecursionError:
-        raise BadRequest(f"invalid JSON: nested more than {MAX_JSON_DEPTH} levels deep") from None
+        raise BadRequest(f"invalid JSON: nested more than {MAX_DEPTH} levels deep") from None
     except ValueError as exc:
         raise BadRequest(f"invalid JSON: {exc}") from exc
     if not isinstance(data, dict):

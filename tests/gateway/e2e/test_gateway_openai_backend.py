@@ -73,6 +73,19 @@ def test_a_lone_surrogate_is_translated_as_a_replacement_character(
     assert lines[-1]["done"] is True
 
 
+def test_a_body_of_too_many_small_values_is_400_before_parsing(
+    llama_gateway: tuple[GatewayProcess, str, str],
+) -> None:
+    """150,001 empty messages: refused by their count before the gateway parses them."""
+    gateway, key, model = llama_gateway
+    body = b'{"model": "%s", "messages": [%s]}' % (model.encode(), b",".join([b"{}"] * 150_001))
+    with gateway.client(key) as http:
+        resp = http.post("/api/chat", content=body, headers={"Content-Type": "application/json"})
+        assert resp.status_code == 400, resp.text[:300]
+        assert "100,000 JSON arrays and objects" in resp.text
+        assert http.get("/api/tags").status_code == 200
+
+
 def test_openai_api_passes_through_to_llamacpp(
     llama_gateway: tuple[GatewayProcess, str, str],
 ) -> None:
