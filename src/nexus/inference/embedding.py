@@ -18,6 +18,7 @@ from typing import TypeVar
 import numpy as np
 
 from nexus.errors import ContextOverflow
+from nexus.inference.long_text import first_tokens
 from nexus.runner.client import EngineClient, Vector
 from nexus.runner.prompt_gate import prompt_bound
 
@@ -43,8 +44,12 @@ class EmbedTally:
     truncated: bool = False
 
 
-async def _tokens(client: EngineClient, item: Item) -> list[int]:
-    return list(item) if isinstance(item, list) else await client.tokenize(item, add_special=True)
+async def _tokens(client: EngineClient, item: Item, limit: int) -> tuple[list[int], int | None]:
+    """An input's tokens, at most ``limit`` of them, and how many it has in all (``None``:
+    more than ``limit``, not counted; a long text is tokenized only as far as that)."""
+    if isinstance(item, list):
+        return item[:limit], len(item)
+    return await first_tokens(client, item, limit, add_special=True)
 
 
 async def _bounded(
@@ -60,9 +65,10 @@ async def _bounded(
     return await asyncio.gather(*(one(item) for item in items))
 
 
-def _too_long(tokens: int, limit: int) -> ContextOverflow:
+def _too_long(tokens: int | None, limit: int) -> ContextOverflow:
+    count = f"{tokens} > {limit}" if tokens is not None else f"more than {limit}"
     return ContextOverflow(
-        f"the input length exceeds the context length ({tokens} > {limit} tokens)", param="input"
+        f"the input length exceeds the context length ({count} tokens)", param="input"
     )
 
 
@@ -73,11 +79,11 @@ async def check_fit(client: EngineClient, inputs: list[Item], limit: int) -> Non
     for start in range(0, len(unsure), EMBED_BATCH):
         window = unsure[start : start + EMBED_BATCH]
 
-        async def length(item: Item) -> int:
-            return len(await _tokens(client, item))
+        async def count(item: Item) -> int | None:
+            return (await _tokens(client, item, limit))[1]
 
-        for n in await _bounded(window, length, EMBED_TOKENIZE_CONCURRENCY):
-            if n > limit:
+        for n in await _bounded(window, count, EMBED_TOKENIZE_CONCURRENCY):
+            if n is None or n > limit:
                 raise _too_long(n, limit)
 
 
@@ -96,21 +102,20 @@ async def embed_windows(
     if not truncate:
         await check_fit(client, inputs, limit)
 
-    async def tokens_of(item: Item) -> list[int]:
-        return await _tokens(client, item)
+    async def tokens_of(item: Item) -> tuple[list[int], int | None]:
+        return await _tokens(client, item, limit)
 
     for start in range(0, len(inputs), EMBED_BATCH):
         window = await _bounded(
             inputs[start : start + EMBED_BATCH], tokens_of, EMBED_TOKENIZE_CONCURRENCY
         )
         fitted: list[list[int]] = []
-        for tokens in window:
-            if len(tokens) > limit:
+        for tokens, total in window:
+            if total is None or total > limit:
                 if not truncate:
-                    raise _too_long(len(tokens), limit)
+                    raise _too_long(total, limit)
                 if not tally.truncated:
                     log.warning("embed for %s: input truncated to %d tokens", model_name, limit)
-                tokens = tokens[:limit]
                 tally.truncated = True
             fitted.append(tokens or [0])
         vectors = await client.embeddings(fitted, normalize=normalize)

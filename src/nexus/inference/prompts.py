@@ -15,6 +15,7 @@ from typing import Any
 
 from nexus.api.ollama import ChatRequest, GenerateRequest
 from nexus.errors import ContextOverflow
+from nexus.inference.long_text import surely_longer
 from nexus.inference.models import Model, ModelCatalog
 from nexus.inference.thinking import without_past_thinking
 from nexus.inference.toolcalls import CLOSE, OPEN, tools_system_prompt
@@ -132,8 +133,10 @@ class PromptBuilder:
             gone = set(droppable[:dropped])
             kept = [m for i, m in enumerate(messages) if i not in gone]
             rendered = await self.chat_prompt(model, kept, tools, think)
-            count = len(await self.client.tokenize(rendered.text, add_special=True))
-            tried[dropped] = rendered if count < num_ctx else None
+            fits = not surely_longer(rendered.text, num_ctx) and (
+                len(await self.client.tokenize(rendered.text, add_special=True)) < num_ctx
+            )
+            tried[dropped] = rendered if fits else None
             return tried[dropped]
 
         # every message kept takes a token at least: keeping num_ctx of them cannot fit, so no

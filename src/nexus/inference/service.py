@@ -17,6 +17,7 @@ from nexus.config import Settings
 from nexus.errors import BadRequest, ContextOverflow, RunnerFailed, UnsupportedCapability
 from nexus.inference.embedding import EmbedTally, embed_windows, shortened
 from nexus.inference.grammar import apply_constraint
+from nexus.inference.long_text import first_tokens, last_tokens, surely_longer
 from nexus.inference.models import Model, ModelCatalog
 from nexus.inference.prompts import PromptBuilder, RenderedPrompt, engine_prompt
 from nexus.inference.schemas import check_schema, check_tools
@@ -385,14 +386,28 @@ class InferenceService:
     ) -> tuple[list[int], bool]:
         """The prompt's tokens after the request's ``context``, and whether they were cut to
         the context length (the first ``num_keep`` kept, as Ollama does)."""
+        keep = min(int(options.get("num_keep", 4)), spec.num_ctx // 2)
+        context = list(req.context or [])
+        if surely_longer(rendered.text, spec.num_ctx):
+            # only its start and end can be kept: they are all that is tokenized
+            if not req.truncate:
+                raise _too_long(None, spec.num_ctx)
+            head, _ = await first_tokens(client, rendered.text, keep, add_special=not context)
+            tail = await last_tokens(client, rendered.text, spec.num_ctx - 1 - keep)
+            log.warning(
+                "generate for %s: prompt of %d characters truncated to the context of %d",
+                req.model,
+                len(rendered.text),
+                spec.num_ctx,
+            )
+            return (context + head)[:keep] + tail, True
         # BOS (where the model wants one) starts a fresh prompt; a context already has it
         text_tokens = await client.tokenize(rendered.text, add_special=not req.context)
-        tokens = list(req.context or []) + text_tokens
+        tokens = context + text_tokens
         if len(tokens) <= spec.num_ctx - 1:
             return tokens, False
         if not req.truncate:
             raise _too_long(len(tokens), spec.num_ctx)
-        keep = min(int(options.get("num_keep", 4)), spec.num_ctx // 2)
         drop = len(tokens) - (spec.num_ctx - 1)
         log.warning(
             "generate for %s: prompt of %d tokens truncated to the context of %d",
@@ -644,10 +659,12 @@ class InferenceService:
             raise await _runner_failure(lease) from exc
 
 
-def _too_long(n_tokens: int, num_ctx: int, param: str | None = None) -> ContextOverflow:
-    """The refusal of a prompt past the context, worded as Ollama words it."""
+def _too_long(n_tokens: int | None, num_ctx: int, param: str | None = None) -> ContextOverflow:
+    """The refusal of a prompt past the context, worded as Ollama words it (``n_tokens`` None:
+    a text far longer, not tokenized)."""
+    length = f"{n_tokens} tokens" if n_tokens is not None else f"over {num_ctx} tokens"
     return ContextOverflow(
-        f"the input length ({n_tokens} tokens) exceeds the context length ({num_ctx} tokens)",
+        f"the input length ({length}) exceeds the context length ({num_ctx} tokens)",
         param=param,
     )
 
