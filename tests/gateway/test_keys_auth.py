@@ -134,7 +134,7 @@ async def test_no_key_material_in_logs(
     await auth.start()
     try:
         await auth.authenticate(raw)
-        await _refused(auth, raw[:-1] + "x")
+        await _refused(auth, raw[:-1] + ("y" if raw.endswith("x") else "x"))  # a wrong key
 
         def failing() -> None:
             raise RuntimeError(f"database down while reading {raw}")
