@@ -545,8 +545,11 @@ class InferenceService:
             keep_alive=req.keep_alive,
             tally=tally,
         )
-        async for vectors in windows:
-            yield vectors
+        try:
+            async for vectors in windows:
+                yield vectors
+        finally:
+            await aclose(windows)  # its runner slot, at once when the client leaves
 
     async def embeddings(self, req: EmbeddingsRequest) -> dict[str, Any]:
         """The legacy ``/api/embeddings``: one prompt, its vector not normalised."""
