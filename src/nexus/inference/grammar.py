@@ -716,11 +716,14 @@ def constraint(schema: Any) -> dict[str, Any]:
 
     A ``grammar`` wherever this port converts the schema; for a schema with a ``pattern``,
     the schema itself (``json_schema``) for the engine to convert, with undeclared keys
-    refused as llama.cpp's converter refuses them.
+    refused as llama.cpp's converter refuses them. A schema past the bounds of
+    :func:`~nexus.inference.schemas.schema_bounds` raises :class:`SchemaTooLarge`; one
+    remembered passed them, and is not walked again.
     """
     digest = schema_digest(schema)
     grammar = _grammars.recall(digest)
     if grammar is None:
+        schema_bounds(schema)
         grammar = _grammar_or_nothing(schema)
         if len(grammar) <= REMEMBERED_GRAMMAR:
             _grammars.remember(digest, grammar)
@@ -759,11 +762,9 @@ def apply_constraint(
         body["grammar"] = JSON_OBJECT_GRAMMAR
         return
     try:
-        schema_bounds(fmt)
+        body.update(constraint(fmt))
     except SchemaTooLarge as exc:
         raise BadRequest(f"{field} is too large: {exc}", param=field) from None
-    try:
-        body.update(constraint(fmt))
     except SchemaError as exc:
         raise BadRequest(f"invalid JSON schema in {field}: {exc}") from exc
 

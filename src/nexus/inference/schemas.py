@@ -68,7 +68,7 @@ class SchemaTooLarge(ValueError):
 
 def schema_bounds(schema: Any) -> int:
     """How many parts ``schema`` has; :class:`SchemaTooLarge` when it passes a bound.
-    Iterative, so it is safe to run before anything else reads the schema."""
+    Iterative, so it is safe to run before the schema is checked or converted."""
     properties = alternatives = nodes = 0
     stack = [schema]
     while stack:
@@ -122,15 +122,15 @@ async def check_schema(schema: Any, field: str) -> None:
     or one past the bounds above."""
     if not isinstance(schema, (dict, bool)):
         raise BadRequest(f"{field} must be a JSON schema (an object)", param=field)
-    try:
-        nodes = schema_bounds(schema)
-    except SchemaTooLarge as exc:
-        raise BadRequest(f"{field} is too large: {exc}", param=field) from None
     if isinstance(schema, bool):
         return
     digest = schema_digest(schema)
     if _valid.recall(digest):
-        return
+        return  # checked before, bounds and all
+    try:
+        nodes = schema_bounds(schema)
+    except SchemaTooLarge as exc:
+        raise BadRequest(f"{field} is too large: {exc}", param=field) from None
     if nodes <= LARGE_SCHEMA:
         _check(schema, field)
     else:

@@ -190,20 +190,17 @@ class EngineClient:
                         start = end + 1
                         if line.startswith(b"data: "):
                             event = orjson.loads(line[6:])  # the engine's JSON, per token
-                            if event.get("stop"):
-                                final = event
-                                break
                             if gate is not None:  # the prompt is done: the next one's turn
                                 gate.leave(size)
                                 gate = None
+                            if event.get("stop"):
+                                final = event
+                                break
                             yield event
                         elif line.startswith(b"error: "):
                             raise _engine_error(500, line[7:])
                     pending = pending[start:]
                 if final is not None:
-                    if gate is not None:
-                        gate.leave(size)
-                        gate = None
                     yield final
             except LinkError as exc:
                 raise EngineUnreachable(f"runner connection lost: {exc}") from exc

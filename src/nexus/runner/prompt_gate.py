@@ -23,8 +23,9 @@ from typing import Any
 
 #: Tokens a tokenizer may add around a text (BOS, EOS, a leading space).
 SPECIALS = 4
-#: Bytes of text a token holds at most on average, in any vocabulary in use (English runs about
-#: 4.5, code a little more): a text longer than this many bytes a token is long for sure.
+#: Bytes of text a token holds on average, taken as the most (English runs about 4.5, code a
+#: little more): a text of more than this many bytes a token of half a batch is taken as long
+#: without tokenizing it (a text of unusually long tokens then waits as a long one would).
 MAX_BYTES_PER_TOKEN = 8
 
 

@@ -54,7 +54,8 @@ def too_large_message(limit: int) -> str:
 
 
 class BodyLimits:
-    """Size and stall limits on request bodies (see the module's docstring)."""
+    """Size and stall limits on request bodies, and the stall limit on replies (see the
+    module's docstring)."""
 
     def __init__(
         self,
