@@ -10,8 +10,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+if TYPE_CHECKING:
+    import openai
 
 DEFAULT_MODEL = "smollm2:135m"
 
@@ -32,6 +37,33 @@ class ServerProcess:
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=120, trust_env=False, **kwargs)  # type: ignore[arg-type]
 
+    def openai_client(self) -> openai.OpenAI:
+        """The official OpenAI client on this server's ``/v1``, no retries."""
+        import openai
+
+        return openai.OpenAI(
+            base_url=f"{self.url}/v1",
+            api_key="unused",
+            max_retries=0,
+            http_client=httpx.Client(trust_env=False, timeout=120),  # type: ignore[arg-type]
+        )
+
+    def async_openai_client(self) -> openai.AsyncOpenAI:
+        import openai
+
+        return openai.AsyncOpenAI(
+            base_url=f"{self.url}/v1",
+            api_key="unused",
+            max_retries=0,
+            http_client=httpx.AsyncClient(trust_env=False, timeout=120),  # type: ignore[arg-type]
+        )
+
+    def resident_mb(self) -> float:
+        """The server process's resident memory, in MB."""
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            line = next(ln for ln in status if ln.startswith("VmRSS:"))
+        return int(line.split()[1]) / 1024
+
     def runner_pids(self) -> list[int]:
         """Pids of the runner processes this server started (its children)."""
         out = subprocess.run(
@@ -47,6 +79,12 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def metric_total(exposition: str, name: str) -> float:
+    """The sum of a metric family's samples in a ``/metrics`` text."""
+    families = {f.name: f for f in text_string_to_metric_families(exposition)}
+    return sum(sample.value for sample in families[name].samples)
 
 
 def start_server(models: Path, log: Path, **env: str) -> ServerProcess:

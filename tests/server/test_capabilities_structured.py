@@ -173,12 +173,7 @@ def test_pattern_schema_still_constrains(http: httpx.Client) -> None:
 
 @pytest.fixture(scope="module")
 def oai(server: ServerProcess) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=f"{server.url}/v1",
-        api_key="unused",
-        max_retries=0,
-        http_client=httpx.Client(trust_env=False, timeout=120),
-    )
+    return server.openai_client()
 
 
 def _sampling(seed: int | None) -> dict[str, Any]:

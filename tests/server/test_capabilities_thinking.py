@@ -109,12 +109,7 @@ def test_generate_thinking(http: httpx.Client, thinker: str) -> None:
 
 @pytest.fixture(scope="module")
 def oai(server: ServerProcess) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=f"{server.url}/v1",
-        api_key="unused",
-        max_retries=0,
-        http_client=httpx.Client(trust_env=False, timeout=120),
-    )
+    return server.openai_client()
 
 
 def test_openai_reasoning_content(oai: openai.OpenAI, http: httpx.Client, thinker: str) -> None:

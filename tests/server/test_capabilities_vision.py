@@ -17,7 +17,6 @@ import anthropic
 import gguf
 import httpx
 import numpy as np
-import openai
 import pytest
 
 from tests.support import DEFAULT_MODEL, ServerProcess
@@ -184,12 +183,7 @@ def test_images_refused_without_a_projector(http: httpx.Client) -> None:
 
 
 def test_openai_image_url_parts(server: ServerProcess, http: httpx.Client, vision: str) -> None:
-    client = openai.OpenAI(
-        base_url=f"{server.url}/v1",
-        api_key="unused",
-        max_retries=0,
-        http_client=httpx.Client(trust_env=False, timeout=120),
-    )
+    client = server.openai_client()
 
     def ask(color: tuple[int, int, int]) -> str:
         reply = client.chat.completions.create(

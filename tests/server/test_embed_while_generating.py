@@ -9,10 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from nexus.runner.spec import default_threads
-from tests.support import DEFAULT_MODEL, ServerProcess, start_server
+from tests.support import DEFAULT_MODEL, ServerProcess, metric_total, start_server
 
 COUNTING = {"model": DEFAULT_MODEL, "prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "raw": True,
             "options": {"num_predict": 4000, "temperature": 0}}  # fmt: skip
@@ -35,8 +34,7 @@ def runner_spec(pid: int) -> dict[str, object]:
 
 
 def busy_slots(http: httpx.Client) -> float:
-    families = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
-    return sum(s.value for s in families["nexus_slots_busy"].samples)
+    return metric_total(http.get("/metrics").text, "nexus_slots_busy")
 
 
 def test_embed_answers_while_generations_run(four_slots: ServerProcess) -> None:

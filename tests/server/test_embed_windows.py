@@ -8,7 +8,6 @@ import base64
 import httpx
 import numpy as np
 import ollama
-import openai
 import pytest
 
 from nexus.inference.embedding import EMBED_BATCH
@@ -36,12 +35,7 @@ def test_ollama_client_reads_a_streamed_embedding_whole(server: ServerProcess) -
 
 
 def test_openai_client_reads_a_streamed_embedding_whole(server: ServerProcess) -> None:
-    with openai.OpenAI(
-        base_url=f"{server.url}/v1",
-        api_key="unused",
-        max_retries=0,
-        http_client=httpx.Client(trust_env=False, timeout=120),
-    ) as client:
+    with server.openai_client() as client:
         floats = client.embeddings.create(model=DEFAULT_MODEL, input=texts(MANY))
         packed = client.embeddings.create(
             model=DEFAULT_MODEL, input=texts(MANY), encoding_format="base64"

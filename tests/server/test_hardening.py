@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import DEFAULT_MODEL, ServerProcess, start_server
+from tests.support import DEFAULT_MODEL, ServerProcess, metric_total, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -52,15 +52,8 @@ def client(guarded: ServerProcess) -> Iterator[httpx.Client]:
         yield c
 
 
-def resident_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        line = next(ln for ln in status if ln.startswith("VmRSS:"))
-    return int(line.split()[1]) / 1024
-
-
 def busy_slots(client: httpx.Client) -> float:
-    lines = client.get("/metrics").text.splitlines()
-    return sum(float(ln.split()[-1]) for ln in lines if ln.startswith("nexus_slots_busy{"))
+    return metric_total(client.get("/metrics").text, "nexus_slots_busy")
 
 
 def wait_slots_free(client: httpx.Client, deadline_s: float = 120.0) -> None:
@@ -132,12 +125,12 @@ def test_an_embed_of_many_inputs_streams_in_bounded_memory(
     server holds a window, not every input's task, tokens and vector (1,000,000 inputs took it
     to 1.6 GB within seconds). The client leaving frees the slot."""
     inputs = [f"w{i}" for i in range(100_000)]
-    before = resident_mb(guarded.proc.pid)
+    before = guarded.resident_mb()
     body = {"model": M, "input": inputs}
     with client.stream("POST", "/api/embed", json=body, timeout=60) as resp:
         assert resp.status_code == 200
         first = next(resp.iter_raw())
-        grown = resident_mb(guarded.proc.pid) - before
+        grown = guarded.resident_mb() - before
     assert first.startswith(b'{"model":"%s","embeddings":[[' % M.encode())
     assert grown < 150, grown
     wait_slots_free(client)
@@ -324,11 +317,11 @@ def test_a_body_of_too_many_small_values_is_400_before_parsing(
     held the event loop for a second (a 64 MB body would hold it for ten)."""
     items = b",".join([item] * 150_001)
     body = b'{"model": "%s", "%s": [%s]}' % (M.encode(), field.encode(), items)
-    before = resident_mb(guarded.proc.pid)
+    before = guarded.resident_mb()
     resp = client.post(path, content=body, headers={"Content-Type": "application/json"})
     assert resp.status_code == 400, resp.text[:300]
     assert "100,000 JSON arrays and objects" in error_of(resp)
-    assert resident_mb(guarded.proc.pid) - before < 50
+    assert guarded.resident_mb() - before < 50
     assert client.get("/api/version").status_code == 200
 
 

@@ -7,33 +7,28 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import DEFAULT_MODEL, ServerProcess
+from tests.support import DEFAULT_MODEL, ServerProcess, start_server
 
 pytestmark = pytest.mark.integration
 
 TEXT = "a, [b], {c} " * 500_000  # 6 MB, about 4 million tokens
 
 
-def resident_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        line = next(ln for ln in status if ln.startswith("VmRSS:"))
-    return int(line.split()[1]) / 1024
-
-
 @contextmanager
-def peak_growth(pid: int) -> Iterator[list[float]]:
+def peak_growth(server: ServerProcess) -> Iterator[list[float]]:
     """The server's largest resident size above its size at the start, in MB, sampled."""
-    start = resident_mb(pid)
+    start = server.resident_mb()
     peak = [0.0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.01):
-            peak[0] = max(peak[0], resident_mb(pid) - start)
+            peak[0] = max(peak[0], server.resident_mb() - start)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -42,6 +37,16 @@ def peak_growth(pid: int) -> Iterator[list[float]]:
     finally:
         done.set()
         sampler.join()
+
+
+@pytest.fixture(scope="module")
+def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server of its own: the runner that took these prompts (and its prompt cache) is not
+    the one later tests' greedy replies are read from."""
+    log = tmp_path_factory.mktemp("long-prompts") / "server.log"
+    srv = start_server(models_dir, log, OLLAMA_CONTEXT_LENGTH="2048", OLLAMA_NUM_PARALLEL="2")
+    yield srv
+    srv.stop()
 
 
 @pytest.fixture
@@ -54,7 +59,7 @@ def test_a_long_generate_prompt_is_cut_from_its_ends(
     server: ServerProcess, http: httpx.Client
 ) -> None:
     body = {"model": DEFAULT_MODEL, "prompt": TEXT, "stream": False, "options": {"num_predict": 1}}
-    with peak_growth(server.proc.pid) as grown:
+    with peak_growth(server) as grown:
         reply = http.post("/api/generate", json=body)
     assert reply.status_code == 200, reply.text[:300]
     assert reply.json()["prompt_eval_count"] == 2047  # the context of 2048, less one
@@ -67,7 +72,7 @@ def test_a_long_generate_prompt_is_cut_from_its_ends(
 def test_a_long_embedding_input_is_cut_from_its_start(
     server: ServerProcess, http: httpx.Client
 ) -> None:
-    with peak_growth(server.proc.pid) as grown:
+    with peak_growth(server) as grown:
         reply = http.post("/api/embed", json={"model": DEFAULT_MODEL, "input": TEXT})
     assert reply.status_code == 200, reply.text[:300]
     assert reply.json()["truncated"] is True

@@ -32,23 +32,13 @@ WEATHER_TOOL = {
 
 @pytest.fixture(scope="module")
 def client(server: ServerProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{server.url}/v1",
-        api_key="unused",
-        max_retries=0,
-        http_client=httpx.Client(trust_env=False, timeout=120),
-    ) as c:
+    with server.openai_client() as c:
         yield c
 
 
 @pytest.fixture
 def async_client(server: ServerProcess) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=f"{server.url}/v1",
-        api_key="unused",
-        max_retries=0,
-        http_client=httpx.AsyncClient(trust_env=False, timeout=120),
-    )
+    return server.async_openai_client()
 
 
 def test_models_list_and_retrieve(client: openai.OpenAI) -> None:

@@ -11,9 +11,8 @@ from pathlib import Path
 import httpx
 import ollama
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import DEFAULT_MODEL, ServerProcess, start_server
+from tests.support import DEFAULT_MODEL, ServerProcess, metric_total, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +35,7 @@ def long_prompt(i: int) -> str:
 async def in_flight(url: str) -> float:
     async with httpx.AsyncClient(base_url=url, trust_env=False) as http:
         text = (await http.get("/metrics")).text
-    families = {f.name: f for f in text_string_to_metric_families(text)}
-    return families["nexus_requests_in_flight"].samples[0].value
+    return metric_total(text, "nexus_requests_in_flight")
 
 
 async def test_clients_leaving_at_any_point_leave_no_turn_held(four_slots: ServerProcess) -> None:

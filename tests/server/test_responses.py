@@ -40,23 +40,13 @@ EVENTS = pydantic.TypeAdapter(ResponseStreamEvent)
 
 @pytest.fixture(scope="module")
 def client(server: ServerProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{server.url}/v1",
-        api_key="x",
-        max_retries=0,
-        http_client=httpx.Client(trust_env=False, timeout=120),
-    ) as c:
+    with server.openai_client() as c:
         yield c
 
 
 @pytest.fixture
 async def async_client(server: ServerProcess) -> AsyncIterator[openai.AsyncOpenAI]:
-    c = openai.AsyncOpenAI(
-        base_url=f"{server.url}/v1",
-        api_key="x",
-        max_retries=0,
-        http_client=httpx.AsyncClient(trust_env=False, timeout=120),
-    )
+    c = server.async_openai_client()
     yield c
     await c.close()
 
