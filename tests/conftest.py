@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from nexus.store.default_model import default_gguf_path, ensure_default_model
-from tests.support import DEFAULT_MODEL, ServerProcess, free_port, start_server
+from tests.support import DEFAULT_MODEL, ServerProcess, free_port, shared_server, start_server
 
 __all__ = ["DEFAULT_MODEL", "ServerProcess", "free_port", "start_server"]
 
@@ -37,10 +37,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """The shared server: default settings but a smaller context, so loads stay quick."""
-    log = tmp_path_factory.mktemp("logs") / "server.log"
-    srv = start_server(models_dir, log, OLLAMA_CONTEXT_LENGTH="2048", OLLAMA_NUM_PARALLEL="2")
-    yield srv
-    srv.stop()
+    yield from shared_server(models_dir, tmp_path_factory.mktemp("logs"))
 
 
 @pytest.fixture

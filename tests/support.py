@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import openai
 
 DEFAULT_MODEL = "smollm2:135m"
+#: The shared server's settings: the defaults but a smaller context, so loads stay quick.
+SHARED_SETTINGS = {"OLLAMA_CONTEXT_LENGTH": "2048", "OLLAMA_NUM_PARALLEL": "2"}
 
 
 def free_port() -> int:
@@ -79,6 +81,14 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def shared_server(models: Path, logs: Path) -> Iterator[ServerProcess]:
+    """A server with the shared server's settings and its log in ``logs``, stopped after
+    (a fixture's body: ``yield from``)."""
+    srv = start_server(models, logs / "server.log", **SHARED_SETTINGS)
+    yield srv
+    srv.stop()
 
 
 def metric_total(exposition: str, name: str) -> float:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import DEFAULT_MODEL, ServerProcess, start_server
+from tests.support import DEFAULT_MODEL, ServerProcess, shared_server
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +41,9 @@ def peak_growth(server: ServerProcess) -> Iterator[list[float]]:
 
 @pytest.fixture(scope="module")
 def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server of its own: the runner that took these prompts (and its prompt cache) is not
-    the one later tests' greedy replies are read from."""
-    log = tmp_path_factory.mktemp("long-prompts") / "server.log"
-    srv = start_server(models_dir, log, OLLAMA_CONTEXT_LENGTH="2048", OLLAMA_NUM_PARALLEL="2")
-    yield srv
-    srv.stop()
+    """One like the shared server, but its own: the runner that took these prompts (and its
+    prompt cache) is not the one later tests' greedy replies are read from."""
+    yield from shared_server(models_dir, tmp_path_factory.mktemp("long-prompts"))
 
 
 @pytest.fixture
