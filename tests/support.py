@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import subprocess
@@ -89,6 +90,27 @@ def shared_server(models: Path, logs: Path) -> Iterator[ServerProcess]:
     srv = start_server(models, logs / "server.log", **SHARED_SETTINGS)
     yield srv
     srv.stop()
+
+
+def stalled_reader(url: str, request: bytes) -> socket.socket:
+    """A connection that sends ``request`` and reads nothing: with a small receive buffer, the
+    reply backs up at once."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    sock.sendall(request)
+    return sock
+
+
+def wait_reset(sock: socket.socket, deadline_s: float = 60.0) -> None:
+    """Until the server resets this connection (seen without reading from it); a failure if it
+    is still open after ``deadline_s``."""
+    end = time.monotonic() + deadline_s
+    while (error := sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)) != errno.ECONNRESET:
+        assert not error, os.strerror(error)
+        assert time.monotonic() < end, "the server kept the connection open"
+        time.sleep(0.1)
 
 
 def metric_total(exposition: str, name: str) -> float:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,6 +108,59 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":")[1])
     return head + (await reader.readexactly(length) if length else b"")
+
+
+class ScriptedBackend:
+    """A server on a free loopback port, in a thread of its own, answering each connection with
+    ``handle`` (what a subclass writes); ``stop`` ends it and whatever ``handle`` waits on."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.release = asyncio.Event()
+        self.port = 0
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self.thread.start()
+        ready.wait(10)
+
+    @property
+    def url(self) -> str:
+        """Its OpenAI base URL."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def start() -> None:
+            server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            await self.release.wait()
+            server.close()
+
+        self.loop.run_until_complete(start())
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self.handle(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def models(writer: asyncio.StreamWriter, *names: str) -> None:
+        """Answer ``GET /v1/models`` with these models."""
+        body = json.dumps({"object": "list", "data": [{"id": name} for name in names]}).encode()
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                     b"content-length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.release.set)
+        self.thread.join(10)
 
 
 @contextmanager

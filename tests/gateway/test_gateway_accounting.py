@@ -101,3 +101,54 @@ def test_whole_bodies() -> None:
     garbage.whole(b"not json")
     garbage.whole(b'{"usage":{"prompt_tokens":-4,"completion_tokens":"x"}}')
     assert (garbage.prompt, garbage.completion) == (0, 0)
+
+
+def watch_in_pieces(meter: Meter, body: bytes, size: int) -> None:
+    for i in range(0, len(body), size):
+        meter.piece(body[i : i + size])
+
+
+@pytest.mark.parametrize("size", [1, 5, 333, 100_000])
+def test_a_passed_native_reply_counts_its_last_keys(size: int) -> None:
+    """Wherever the pieces are cut, the reply's own counts (after its content) win over a model's
+    look-alike keys before them and over text in its strings."""
+    body = json.dumps(
+        {
+            "model": "m",
+            "message": {
+                "content": 'fake "prompt_eval_count": 99',
+                "tool_calls": [{"function": {"arguments": {"eval_count": 77}}}],
+            },
+            "embeddings": [[0.5] * 2000],
+            "prompt_eval_count": 1234,
+            "eval_count": 56,
+        }
+    ).encode()
+    meter = Meter(NATIVE)
+    watch_in_pieces(meter, body, size)
+    assert (meter.prompt, meter.completion) == (1234, 56)
+
+
+@pytest.mark.parametrize("size", [1, 9, 4096, 100_000])
+@pytest.mark.parametrize("api", [OPENAI, ANTHROPIC])
+def test_a_passed_openai_reply_reads_its_usage_object(size: int, api: str) -> None:
+    usage = (
+        {"prompt_tokens": 321, "completion_tokens": 0, "total_tokens": 321,
+         "prompt_tokens_details": {"cached_tokens": 0}}
+        if api == OPENAI
+        else {"input_tokens": 321, "output_tokens": 0}
+    )  # fmt: skip
+    body = json.dumps(
+        {"data": [{"embedding": [0.25] * 3000, "note": '"usage": {"prompt_tokens": 1}'}],
+         "model": "m", "usage": usage}
+    ).encode()  # fmt: skip
+    meter = Meter(api)
+    watch_in_pieces(meter, body, size)
+    assert (meter.prompt, meter.completion) == (321, 0)
+
+
+def test_a_passed_reply_without_counts_counts_nothing() -> None:
+    meter = Meter(OPENAI)
+    watch_in_pieces(meter, json.dumps({"data": [[1, 2, 3]] * 1000}).encode(), 100)
+    meter.piece(b'"usage": {"prompt_tokens": 4')  # never closed
+    assert (meter.prompt, meter.completion) == (0, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,12 @@ def test_defaults() -> None:
     ]
     assert settings.default_backend == "ollama"
     assert settings.db_url.startswith("sqlite:///") and settings.db_url.endswith("gateway.db")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("", 60.0), ("5s", 5.0), ("0", math.inf)])
+def test_write_timeout(text: str, seconds: float) -> None:
+    env = {"NEXUS_GATEWAY_WRITE_TIMEOUT": text} if text else {}
+    assert GatewaySettings.from_env(env).write_timeout == seconds
 
 
 def test_backends_from_a_list_and_a_file(tmp_path: Path) -> None:
@@ -61,6 +68,8 @@ def test_backends_from_a_list_and_a_file(tmp_path: Path) -> None:
         ({"NEXUS_GATEWAY_TIMEOUT": "0"}, "NEXUS_GATEWAY_TIMEOUT"),
         ({"NEXUS_GATEWAY_MAX_BODY": "-1"}, "NEXUS_GATEWAY_MAX_BODY"),
         ({"NEXUS_GATEWAY_READ_TIMEOUT": "0"}, "NEXUS_GATEWAY_READ_TIMEOUT"),
+        ({"NEXUS_GATEWAY_WRITE_TIMEOUT": "0.01"}, "NEXUS_GATEWAY_WRITE_TIMEOUT"),
+        ({"NEXUS_GATEWAY_WRITE_TIMEOUT": "later"}, "NEXUS_GATEWAY_WRITE_TIMEOUT"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str) -> None:

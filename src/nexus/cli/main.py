@@ -97,7 +97,7 @@ def serve() -> None:
         log_level="debug" if settings.debug else "warning",
         access_log=bool(settings.debug),
         timeout_graceful_shutdown=5,
-        http=guarded_protocol(settings.read_timeout),
+        http=guarded_protocol(settings.read_timeout, settings.write_timeout),
         server_header=False,
         headers=[("Server", f"Nexus/{__version__}")],
     )

@@ -4,11 +4,15 @@ A stream is watched without being held back: each chunk is forwarded as it comes
 events that carry counts (the last native line, OpenAI's usage chunk, Anthropic's message
 start and delta, the Responses API's completion event) are parsed. A meter also notes whether
 the stream reached its proper end, so a cut stream can be told from a finished one.
+
+A JSON reply too large to hold (a long list of embeddings) is watched the same way as it passes:
+only the keys that carry counts are looked for, the last of each wins.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 NATIVE = "native"
@@ -25,6 +29,14 @@ def family(path: str) -> str:
     if path.startswith("/v1/messages"):
         return ANTHROPIC
     return OPENAI
+
+
+#: bytes of one piece kept to find a key cut between it and the next (a usage object is far
+#: shorter)
+OVERLAP = 4096
+_NATIVE_COUNTS = re.compile(rb'"(prompt_eval_count|eval_count)"\s*:\s*(\d+)')
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+_DECODER = json.JSONDecoder()
 
 
 def _int(value: Any) -> int:
@@ -59,6 +71,32 @@ class Meter:
         usage = data.get("usage")
         if isinstance(usage, dict):
             self._usage(usage)
+
+    def piece(self, chunk: bytes) -> None:
+        """Watch one piece of a whole reply that is passed on as it comes.
+
+        A key's quotes are the JSON text's own (inside a string they would be escaped), and every
+        known reply puts its top-level counts after its content, so the last occurrence of each
+        is the reply's own."""
+        window = self._buffer + chunk
+        self._buffer = window[-OVERLAP:]
+        if self.api == NATIVE:
+            for match in _NATIVE_COUNTS.finditer(window):
+                value = int(match[2])
+                if match[1] == b"prompt_eval_count":
+                    self.prompt = value
+                else:
+                    self.completion = value
+            return
+        for match in _USAGE.finditer(window):
+            start = match.end() - 1
+            text = window[start : start + OVERLAP].decode("utf-8", "replace")
+            try:
+                usage, _ = _DECODER.raw_decode(text)
+            except ValueError:  # cut at the window's end: read whole with the next piece
+                continue
+            if isinstance(usage, dict):
+                self._usage(usage)
 
     def _usage(self, usage: dict[str, Any]) -> None:
         if "prompt_tokens" in usage or "completion_tokens" in usage:

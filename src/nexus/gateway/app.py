@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,6 +40,7 @@ from nexus.gateway.errors import (
     MethodNotAllowed,
     ModelNotFound,
     NotFound,
+    NotReading,
 )
 from nexus.gateway.keys.auth import Authenticator
 from nexus.gateway.keys.limits import Limiter
@@ -143,6 +145,8 @@ class GatewayApp:
         route = path if path in MODEL_ROUTES or path in LISTINGS or path in ADMIN_ROUTES else ""
         outcome = Outcome()
         model = ""
+        if math.isfinite(self.settings.write_timeout):
+            send = _bounded(send, self.settings.write_timeout)
         try:
             if path in OPEN:
                 await self._open(path, method, _timed(send, started))
@@ -173,8 +177,15 @@ class GatewayApp:
         except GatewayError as exc:
             outcome.status = exc.status
             await self._error(send, api, exc, started)
-        except ClientGone:
+        except ClientGone as exc:
             outcome.status = 499
+            if isinstance(exc, NotReading):
+                log.warning(
+                    "closed %s: its client read none of the reply for %g s "
+                    "(NEXUS_GATEWAY_WRITE_TIMEOUT)",
+                    path,
+                    self.settings.write_timeout,
+                )
         finally:
             self._observe(route or "other", model, outcome, started)
 
@@ -196,7 +207,7 @@ class GatewayApp:
             headers.append((b"www-authenticate", b"Bearer"))
         overhead = (time.perf_counter() - started) * 1000
         headers.append((b"x-nexus-overhead-ms", f"{overhead:.3f}".encode()))
-        with contextlib.suppress(OSError, RuntimeError):
+        with contextlib.suppress(OSError, RuntimeError, ClientGone):
             await send_body(send, exc.status, error_body(api, exc), headers=headers)
 
     def _observe(self, route: str, model: str, outcome: Outcome, started: float) -> None:
@@ -346,6 +357,23 @@ class GatewayApp:
             NATIVE, method, path, scope.get("query_string", b""), headers.forward, body or None
         )
         return await self._proxied(send, receive, request, [backend])
+
+
+def _bounded(send: Send, timeout: float) -> Send:
+    """``send`` raising ``NotReading`` when a piece of a reply waits ``timeout`` seconds for the
+    client to read (the connection's buffers full)."""
+
+    async def bounded(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await send(message)
+        except TimeoutError:
+            raise NotReading() from None
+
+    return bounded
 
 
 def _timed(send: Send, started: float) -> Send:

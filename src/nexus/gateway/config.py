@@ -7,6 +7,7 @@ of either kind. A value that does not parse stops start-up with one line naming 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class GatewaySettings:
     max_body: int = 64 * 1024 * 1024
     #: Seconds a client may take to send its request head, or its body.
     read_timeout: float = 30.0
+    #: Seconds a reply may wait for its client to read any of it (``inf``: no limit).
+    write_timeout: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -101,6 +104,7 @@ class GatewaySettings:
             timeout=read.seconds("NEXUS_GATEWAY_TIMEOUT", 600.0, minimum=1.0),
             max_body=read.size("NEXUS_GATEWAY_MAX_BODY", 64 * 1024 * 1024),
             read_timeout=read.seconds("NEXUS_GATEWAY_READ_TIMEOUT", 30.0, minimum=0.1),
+            write_timeout=read.seconds("NEXUS_GATEWAY_WRITE_TIMEOUT", 60.0, zero_is_forever=True),
         )
 
 
@@ -172,7 +176,10 @@ class _Reader:
     def text(self, name: str) -> str:
         return self.env.get(name, "").strip().strip("\"'").strip()
 
-    def seconds(self, name: str, default: float, *, minimum: float) -> float:
+    def seconds(
+        self, name: str, default: float, *, minimum: float = 0.1, zero_is_forever: bool = False
+    ) -> float:
+        """A duration; with ``zero_is_forever``, ``0`` means no limit (``inf``)."""
         value = self.text(name)
         if not value:
             return default
@@ -180,8 +187,15 @@ class _Reader:
             seconds = parse_duration(value)
         except ValueError as exc:
             raise ConfigError(name, value, 'must be a duration like "5s" or seconds') from exc
+        if zero_is_forever and seconds == 0:
+            return math.inf
         if seconds < minimum or seconds == float("inf"):
-            raise ConfigError(name, value, f"must be at least {minimum} s")
+            least = (
+                f"0 (no limit) or at least {minimum} s"
+                if zero_is_forever
+                else f"at least {minimum} s"
+            )
+            raise ConfigError(name, value, f"must be {least}")
         return seconds
 
     def size(self, name: str, default: int) -> int:

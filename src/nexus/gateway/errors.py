@@ -110,3 +110,7 @@ class GatewayTimeout(GatewayError):
 
 class ClientGone(Exception):
     """The client closed its connection; nothing more is sent."""
+
+
+class NotReading(ClientGone):
+    """The client read none of the reply for the write timeout: it is treated as gone."""

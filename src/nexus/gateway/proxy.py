@@ -23,7 +23,10 @@ from nexus.gateway.responses import stream_error
 from nexus.gateway.translate import NATIVE_ROUTES, NativeOverOpenAI
 from nexus.net.http1 import PeerError, PeerTimeout, Reply
 
-#: largest non-streamed reply held in memory
+#: a whole reply up to this size is held, and sent with its length; a larger one is passed on as
+#: it comes (its counts read on the way)
+HOLD = 1024 * 1024
+#: largest reply translated from another API, which is held whole
 MAX_REPLY = 256 * 1024 * 1024
 _HOP = frozenset(
     {
@@ -185,22 +188,7 @@ class Proxy:
         outcome.status = reply.status
         content_type = reply.header(b"content-type") or b""
         if b"event-stream" not in content_type and b"ndjson" not in content_type:
-            waited = time.perf_counter()
-            try:
-                body = await reply.read(MAX_REPLY)
-            except PeerTimeout as exc:
-                raise GatewayTimeout(f"backend {backend.name} did not finish: {exc}") from None
-            except PeerError as exc:
-                raise BackendFailed(f"backend {backend.name} failed: {exc}") from None
-            request.waited += time.perf_counter() - waited
-            if reply.status == 200:
-                meter.whole(body)
-                self._count(outcome, meter)
-            headers = [
-                (k, v) for k, v in self._head(request, reply, backend) if k != b"content-type"
-            ]
-            request.responded = True
-            await send_body(send, reply.status, body, content_type or b"application/json", headers)
+            await self._whole(send, request, reply, backend, meter, content_type)
             return
         headers = self._head(request, reply, backend)
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
@@ -217,6 +205,71 @@ class Proxy:
             self._count(outcome, meter)
         request.responded = True
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def _whole(
+        self,
+        send: Send,
+        request: Forward,
+        reply: Reply,
+        backend: Backend,
+        meter: Meter,
+        content_type: bytes,
+    ) -> None:
+        """A reply that is not a stream: held and sent whole up to ``HOLD`` bytes, passed on as it
+        comes past that, so that no reply is held whole however large."""
+        outcome = request.outcome
+        pieces = reply.iter_body()
+        held: list[bytes] = []
+        size = 0
+        complete = True
+        waited = time.perf_counter()
+        try:
+            async for piece in pieces:
+                held.append(piece)
+                size += len(piece)
+                if size > HOLD:
+                    complete = False
+                    break
+        except PeerTimeout as exc:
+            raise GatewayTimeout(f"backend {backend.name} did not finish: {exc}") from None
+        except PeerError as exc:
+            raise BackendFailed(f"backend {backend.name} failed: {exc}") from None
+        finally:
+            request.waited += time.perf_counter() - waited
+        metered = reply.status == 200
+        if complete:
+            body = b"".join(held)
+            if metered:
+                meter.whole(body)
+                self._count(outcome, meter)
+            headers = [
+                (k, v) for k, v in self._head(request, reply, backend) if k != b"content-type"
+            ]
+            request.responded = True
+            await send_body(send, reply.status, body, content_type or b"application/json", headers)
+            return
+        headers = self._head(request, reply, backend)
+        length = reply.header(b"content-length")
+        if length is not None:
+            headers.append((b"content-length", length))
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        relay = meter.piece if metered else None
+        try:
+            for piece in held:
+                if relay is not None:
+                    relay(piece)
+            await send({"type": "http.response.body", "body": b"".join(held), "more_body": True})
+            held.clear()
+            async for piece in pieces:
+                if relay is not None:
+                    relay(piece)
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+        except PeerError as exc:  # the client sees its reply cut off, never a well-formed part
+            raise BackendFailed(f"backend {backend.name} failed mid-reply: {exc}") from None
+        finally:  # also when the client left: what passed is still metered
+            self._count(outcome, meter)
+        request.responded = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _translated(
         self,

@@ -62,6 +62,6 @@ def serve() -> None:
         access_log=False,
         lifespan="on",
         limit_concurrency=connection_limit(),
-        http=guarded_protocol(settings.read_timeout),
+        http=guarded_protocol(settings.read_timeout, settings.write_timeout),
         timeout_graceful_shutdown=5,
     )

@@ -1,28 +1,94 @@
 """uvicorn's httptools protocol with a deadline on the request head: a connection that opens
 and sends nothing, or sends its headers too slowly, is closed, and a head larger than
 ``MAX_HEAD_BYTES`` is answered 431. uvicorn itself only times out idle keep-alive connections,
-so without this a client could hold sockets open forever (slow-loris)."""
+so without this a client could hold sockets open forever (slow-loris).
+
+A closed connection whose client does not take the rest of the reply is dropped too: a
+transport's ``close`` waits until what was written has been sent, so a client that reads
+nothing would keep the socket, and the reply's buffers, for ever.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import socket
+import struct
 from asyncio import TimerHandle, Transport
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024
+#: SO_LINGER on, 0 s: closing the socket resets the connection instead of sending what is left
+_RESET = struct.pack("ii", 1, 0)
 
 
-def guarded_protocol(head_timeout: float) -> type[HttpToolsProtocol]:
+class BoundedClose:
+    """A transport whose ``close`` becomes a reset when the client has taken none of what is
+    still to be sent for ``timeout`` seconds. Everything else is the transport's own."""
+
+    def __init__(self, transport: Transport, loop: asyncio.AbstractEventLoop, timeout: float):
+        self.transport = transport
+        self.loop = loop
+        self.timeout = timeout
+        self.timer: TimerHandle | None = None
+        self.pending = 0
+        self.write = transport.write
+        self.is_closing = transport.is_closing
+        self.get_write_buffer_size = transport.get_write_buffer_size
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+    def close(self) -> None:
+        self.transport.close()
+        if self.timer is None and math.isfinite(self.timeout):
+            self.pending = self.transport.get_write_buffer_size()
+            if self.pending:
+                self.timer = self.loop.call_later(self.timeout, self._check)
+
+    def _check(self) -> None:
+        """Wait on while the client takes some of what is left; reset once it takes none."""
+        left = self.transport.get_write_buffer_size()
+        if not left:
+            self.timer = None
+            return
+        if left < self.pending:
+            self.pending = left
+            self.timer = self.loop.call_later(self.timeout, self._check)
+            return
+        self.timer = None
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+        self.transport.abort()
+
+    def lost(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+def guarded_protocol(
+    head_timeout: float, close_timeout: float = math.inf
+) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol, closing connections whose request head does not arrive
-    within ``head_timeout`` seconds (``inf``: no deadline)."""
+    within ``head_timeout`` seconds, and resetting closed ones whose client takes none of the
+    rest of the reply for ``close_timeout`` seconds (``inf``: no deadline)."""
 
     class GuardedProtocol(HttpToolsProtocol):
         _head_timer: TimerHandle | None = None
         _head_bytes = 0
         _in_head = False
+        _bounded: BoundedClose | None = None
 
         def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
+            if math.isfinite(close_timeout):
+                self._bounded = BoundedClose(transport, self.loop, close_timeout)
+                transport = self._bounded  # type: ignore[assignment]
             super().connection_made(transport)
             self._start_head()
 
@@ -51,6 +117,8 @@ def guarded_protocol(head_timeout: float) -> type[HttpToolsProtocol]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_head()
+            if self._bounded is not None:
+                self._bounded.lost()
             super().connection_lost(exc)
 
         def _start_head(self) -> None:

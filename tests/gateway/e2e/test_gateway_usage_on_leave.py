@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from tests.gateway.e2e.conftest import GATEWAY_ENV
 from tests.gateway.e2e.test_gateway_usage import usage_rows
-from tests.gateway.harness import GatewayProcess, openai_gateway, read_request
+from tests.gateway.harness import GatewayProcess, ScriptedBackend, openai_gateway, read_request
 
 MODEL = "held-model"
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
@@ -25,65 +24,32 @@ def _chunk(data: dict[str, object] | str) -> bytes:
     return b"%x\r\n%s\r\n" % (len(line), line)
 
 
-class HeldBackend:
+class HeldBackend(ScriptedBackend):
     """An OpenAI-style backend whose streams send their last event and ``[DONE]``, then keep
     the reply open (the chunked body never ends) until the test stops it."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.release = asyncio.Event()
-        self.port = 0
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self.thread.start()
-        ready.wait(10)
-
-    def _run(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-
-        async def start() -> None:
-            server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-            self.port = server.sockets[0].getsockname()[1]
-            ready.set()
-            await self.release.wait()
-            server.close()
-
-        self.loop.run_until_complete(start())
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                if (await read_request(reader)).startswith(b"GET"):
-                    body = json.dumps({"object": "list", "data": [{"id": MODEL}]}).encode()
-                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                                 b"content-length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
-                    await writer.drain()
-                    continue
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                             b"transfer-encoding: chunked\r\n\r\n")  # fmt: skip
-                delta = {"choices": [{"index": 0, "delta": {"content": "hi"}}], "model": MODEL}
-                writer.write(_chunk(delta))
-                writer.write(_chunk({"choices": [], "usage": USAGE, "model": MODEL}))
-                writer.write(_chunk("[DONE]"))
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            if (await read_request(reader)).startswith(b"GET"):
+                self.models(writer, MODEL)
                 await writer.drain()
-                await self.release.wait()  # the body's last chunk never comes
-                return
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.release.set)
-        self.thread.join(10)
+                continue
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                         b"transfer-encoding: chunked\r\n\r\n")  # fmt: skip
+            delta = {"choices": [{"index": 0, "delta": {"content": "hi"}}], "model": MODEL}
+            writer.write(_chunk(delta))
+            writer.write(_chunk({"choices": [], "usage": USAGE, "model": MODEL}))
+            writer.write(_chunk("[DONE]"))
+            await writer.drain()
+            await self.release.wait()  # the body's last chunk never comes
+            return
 
 
 @pytest.fixture
 def held_gateway(tmp_path: Path) -> Iterator[tuple[GatewayProcess, str]]:
     backend = HeldBackend()
     try:
-        url = f"http://127.0.0.1:{backend.port}/v1"
-        with openai_gateway(tmp_path, "held", url, **GATEWAY_ENV) as (gateway, key):
+        with openai_gateway(tmp_path, "held", backend.url, **GATEWAY_ENV) as (gateway, key):
             yield gateway, key
     finally:
         backend.stop()
