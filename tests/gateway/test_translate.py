@@ -12,6 +12,7 @@ import pytest
 
 from nexus.gateway.errors import BadRequest
 from nexus.gateway.translate import NATIVE_ROUTES, NativeOverOpenAI
+from nexus.gateway.translate.replies import ReplyError
 from tests.gateway.native_checks import check_reply
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
@@ -408,6 +409,53 @@ def test_embed_dimensions_cut_then_normalize() -> None:
     assert status == 200
     assert body["embeddings"] == [[0.6, 0.8]]
     assert math.isclose(sum(x * x for x in body["embeddings"][0]), 1.0)
+
+
+def openai_embeddings(inputs: list[str], usage: bool = True) -> bytes:
+    """An upstream reply with the vector [n, 1] for input ``i<n>``."""
+    data = [{"index": i, "embedding": [float(text[1:]), 1.0]} for i, text in enumerate(inputs)]
+    body: dict[str, Any] = {"data": data}
+    if usage:
+        body["usage"] = {"prompt_tokens": 2 * len(inputs), "total_tokens": 2 * len(inputs)}
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize("usage", [True, False])
+def test_embed_of_many_inputs_a_window_at_a_time(usage: bool) -> None:
+    inputs = [f"i{n}" for n in range(150)]
+    t = NativeOverOpenAI("/api/embed", {"model": "e", "input": inputs})
+    assert t.windows == 3 and t.payload["input"] == inputs[:64]
+    parts = [t.window_head()]
+    for index in range(3):
+        payload = t.window_payload(index, "upstream-name")
+        assert payload["model"] == "upstream-name"
+        assert payload["input"] == inputs[index * 64 : (index + 1) * 64]
+        parts.append(t.window_vectors(index, 200, openai_embeddings(payload["input"], usage)))
+    body = json.loads(b"".join([*parts, t.window_tail()]))
+    check_reply("/api/embed", body)
+    assert len(body["embeddings"]) == 150
+    for n, vector in enumerate(body["embeddings"]):
+        norm = math.hypot(n, 1.0)
+        assert vector == [n / norm, 1.0 / norm]
+    if usage:
+        assert body["prompt_eval_count"] == 300 and t.usage == (300, 0)
+    else:
+        assert "prompt_eval_count" not in body and t.usage is None
+
+
+def test_a_window_of_the_wrong_size_or_an_error_is_refused() -> None:
+    inputs = [f"i{n}" for n in range(70)]
+    t = NativeOverOpenAI("/api/embed", {"model": "e", "input": inputs})
+    with pytest.raises(ReplyError, match="returned 5 embeddings for 6 inputs"):
+        t.window_vectors(1, 200, openai_embeddings(inputs[64:69]))
+    with pytest.raises(ReplyError, match="overloaded"):
+        t.window_vectors(0, 503, b'{"error": {"message": "overloaded"}}')
+    with pytest.raises(ReplyError, match="not JSON"):
+        t.window_vectors(0, 200, b"<html>")
+    one = NativeOverOpenAI("/api/embed", {"model": "e", "input": ["i1", "i2"]})
+    assert one.windows == 1
+    code, body = reply(one, openai_embeddings(["i1"]))
+    assert code == 502 and "returned 1 embedding for 2 inputs" in body["error"]
 
 
 def test_legacy_embeddings_reply() -> None:

@@ -21,6 +21,8 @@ from nexus.gateway.metrics import GatewayMetrics
 from nexus.gateway.models import canonical
 from nexus.gateway.responses import stream_error
 from nexus.gateway.translate import NATIVE_ROUTES, NativeOverOpenAI
+from nexus.gateway.translate.native import EMBED_WINDOW
+from nexus.gateway.translate.replies import ReplyError
 from nexus.net.http1 import PeerError, PeerTimeout, Reply
 
 #: a whole reply up to this size is held, and sent with its length; a larger one is passed on as
@@ -95,7 +97,9 @@ class Proxy:
             await send_body(send, status, body, _native_type(translator), headers)
             return request.outcome
         try:
-            if translator is not None:
+            if translator is not None and translator.windows > 1:
+                await self._windowed(send, request, reply, backend, translator)
+            elif translator is not None:
                 await self._translated(send, request, reply, backend, translator)
             else:
                 await self._passed(send, request, reply, backend, meter)
@@ -112,7 +116,7 @@ class Proxy:
         path, body, data = request.path, request.body, request.data
         if backend.kind != "openai" or data is None:
             return path, body, None, Meter(request.api)
-        upstream_name = backend.models.get(canonical(request.model), request.model)
+        upstream_name = _upstream_name(request, backend)
         if request.path in NATIVE_ROUTES:
             translator = NativeOverOpenAI(request.path, data)
             payload = dict(translator.payload)
@@ -308,6 +312,71 @@ class Proxy:
         request.responded = True
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
+    async def _windowed(
+        self,
+        send: Send,
+        request: Forward,
+        reply: Reply,
+        backend: Backend,
+        translator: NativeOverOpenAI,
+    ) -> None:
+        """A native embedding of many inputs from an OpenAI backend: one upstream request a
+        window of inputs, each window's vectors sent on before the next is asked for. A failure
+        past the first window reaches the client as a cut reply."""
+        outcome = request.outcome
+        try:
+            body = await reply.read(MAX_REPLY)
+        except PeerError as exc:
+            raise BackendFailed(f"backend {backend.name} failed: {exc}") from None
+        headers = [(k, v) for k, v in self._head(request, reply, backend) if k != b"content-type"]
+        try:
+            first = translator.window_vectors(0, reply.status, body)
+        except ReplyError as exc:  # nothing sent yet: an error reply of the native shape
+            outcome.status = reply.status if reply.status >= 300 else 502
+            request.responded = True
+            error = json.dumps({"error": str(exc)}).encode()
+            await send_body(send, outcome.status, error, _native_type(translator, 502), headers)
+            return
+        outcome.status = 200
+        headers.append((b"content-type", _native_type(translator)))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        model = _upstream_name(request, backend)
+        target = translator.path
+        try:
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": translator.window_head() + first,
+                    "more_body": True,
+                }
+            )
+            for index in range(1, translator.windows):
+                payload = json.dumps(translator.window_payload(index, model)).encode()
+                try:
+                    part = await backend.peer.request(
+                        "POST",
+                        target,
+                        body=payload,
+                        headers=request.headers + backend.auth_headers(),
+                        timeout=self.timeout,
+                    )
+                    try:
+                        body = await part.read(MAX_REPLY)
+                    finally:
+                        part.close()
+                    vectors = translator.window_vectors(index, part.status, body)
+                except (PeerError, ReplyError) as exc:
+                    raise BackendFailed(
+                        f"backend {backend.name} failed at input {index * EMBED_WINDOW}: {exc}"
+                    ) from None
+                await send({"type": "http.response.body", "body": vectors, "more_body": True})
+        finally:
+            self._usage(outcome, translator)
+        request.responded = True
+        await send(
+            {"type": "http.response.body", "body": translator.window_tail(), "more_body": False}
+        )
+
     @staticmethod
     async def _relay(
         send: Send, request: Forward, reply: Reply, feed: Callable[[bytes], bytes]
@@ -330,6 +399,11 @@ class Proxy:
     def _usage(outcome: Outcome, translator: NativeOverOpenAI) -> None:
         if translator.usage is not None:
             outcome.prompt, outcome.completion = translator.usage
+
+
+def _upstream_name(request: Forward, backend: Backend) -> str:
+    """The model's name as ``backend`` lists it."""
+    return backend.models.get(canonical(request.model), request.model)
 
 
 def _native_type(translator: NativeOverOpenAI, status: int = 200) -> bytes:

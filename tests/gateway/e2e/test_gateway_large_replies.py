@@ -47,7 +47,8 @@ def reply_size(rows: int, prompt: int) -> int:
 
 class BigBackend(ScriptedBackend):
     """An OpenAI-style backend whose embeddings reply has as many rows of 1,024 numbers as the
-    request's ``dimensions`` says (the row itself is the same each time), with usage at its end.
+    request's ``dimensions`` says, else one an input (the row itself is the same each time), with
+    usage at its end. An input ``fail`` makes it answer 500, ``short`` one row too few.
     ``user`` lists what else it does: ``chunked`` sends it chunked, ``cut`` breaks it off after
     3 MB."""
 
@@ -59,8 +60,18 @@ class BigBackend(ScriptedBackend):
                 await writer.drain()
                 continue
             data = json.loads(request.split(b"\r\n\r\n", 1)[1])
-            rows, modes = int(data["dimensions"]), data.get("user", "").split(",")
-            prompt = len(data["input"])
+            inputs = data["input"]
+            rows, modes = int(data.get("dimensions", len(inputs))), data.get("user", "").split(",")
+            prompt = len(inputs)
+            if "fail" in inputs:
+                error = b'{"error":{"message":"no such luck","type":"server_error"}}'
+                writer.write(b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: "
+                             b"application/json\r\ncontent-length: %d\r\n\r\n%s"
+                             % (len(error), error))  # fmt: skip
+                await writer.drain()
+                continue
+            if "short" in inputs:
+                rows -= 1
             size = reply_size(rows, prompt)
             if "chunked" in modes:
                 framing = b"transfer-encoding: chunked"
@@ -226,3 +237,57 @@ def test_many_embeddings_through_the_gateway_equal_the_backends(stack: Stack) ->
         if rows:
             break
     assert rows == {DEFAULT_MODEL: (1, direct.prompt_eval_count or 0, 0)}
+
+
+def _native(gateway: GatewayProcess, key: str) -> ollama.Client:
+    return ollama.Client(host=gateway.url, headers={"Authorization": f"Bearer {key}"})
+
+
+def test_a_native_embedding_of_many_inputs_goes_a_window_at_a_time(
+    big: tuple[GatewayProcess, str],
+) -> None:
+    """Through an OpenAI backend, 3,000 inputs: every vector there, the counts summed, and the
+    gateway's memory flat (the reply is about 28 MB, its floats some 150 MB in Python)."""
+    gateway, key = big
+    before = _memory_kb(gateway, "VmRSS")
+    reply = _native(gateway, key).embed(model=MODEL, input=[f"i{n}" for n in range(3000)])
+    grown_mb = (_memory_kb(gateway, "VmHWM") - before) / 1024
+    assert len(reply.embeddings) == 3000 and reply.prompt_eval_count == 3000
+    assert abs(sum(x * x for x in reply.embeddings[-1]) - 1) < 1e-6  # normalized, as Ollama's
+    assert grown_mb < 48, f"the gateway grew by {grown_mb:.0f} MB"
+    assert _usage_once(gateway) == {MODEL: (1, 3000, 0)}
+
+
+@pytest.mark.parametrize(
+    ("count", "bad", "status", "message"),
+    [
+        (100, 5, 500, "no such luck"),
+        (100, 0, 502, "returned 63 embeddings for 64 inputs"),
+        (10, 3, 502, "returned 9 embeddings for 10 inputs"),
+    ],
+)
+def test_a_first_window_that_fails_is_an_error_reply(
+    big: tuple[GatewayProcess, str], count: int, bad: int, status: int, message: str
+) -> None:
+    gateway, key = big
+    inputs = [f"i{n}" for n in range(count)]
+    inputs[bad] = "fail" if status == 500 else "short"
+    with pytest.raises(ollama.ResponseError) as caught:
+        _native(gateway, key).embed(model=MODEL, input=inputs)
+    assert caught.value.status_code == status and message in caught.value.error
+
+
+def test_a_later_window_that_fails_cuts_the_reply(big: tuple[GatewayProcess, str]) -> None:
+    gateway, key = big
+    inputs = [f"i{n}" for n in range(200)]
+    inputs[150] = "fail"
+    body = {"model": MODEL, "input": inputs}
+    with gateway.client(key) as http:
+        with (
+            pytest.raises(httpx.RemoteProtocolError),
+            http.stream("POST", "/api/embed", json=body) as reply,
+        ):
+            assert reply.status_code == 200
+            for _ in reply.iter_bytes():
+                pass
+        assert http.post("/api/embed", json={"model": MODEL, "input": ["a"]}).status_code == 200

@@ -123,3 +123,22 @@ def test_load_and_unload_requests_are_answered_for_an_openai_backend(
         assert unload.status_code == 200
         assert unload.headers["content-type"] == "application/x-ndjson"
         assert json.loads(unload.text.splitlines()[-1])["done_reason"] == "unload"
+
+
+def test_a_native_embedding_of_many_inputs_through_llamacpp(
+    llama_gateway: tuple[GatewayProcess, str, str],
+) -> None:
+    """150 inputs go upstream 64 at a time; the vectors are those llama.cpp gives for each input,
+    normalized, in order, and the prompt counts are summed."""
+    gateway, key, model = llama_gateway
+    inputs = [f"item {n} of the list" for n in range(150)]
+    client = ollama.Client(host=gateway.url, headers={"Authorization": f"Bearer {key}"})
+    native = client.embed(model=model, input=inputs)
+    upstream = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
+    direct = upstream.embeddings.create(model=model, input=inputs[60:70] + inputs[140:])
+    assert len(native.embeddings) == 150
+    picked = native.embeddings[60:70] + native.embeddings[140:]
+    for got, item in zip(picked, direct.data, strict=True):
+        norm = sum(x * x for x in item.embedding) ** 0.5
+        assert max(abs(a - b / norm) for a, b in zip(got, item.embedding, strict=True)) < 1e-4
+    assert native.prompt_eval_count and native.prompt_eval_count >= 150

@@ -15,6 +15,9 @@ from nexus.gateway.translate.sse import Event, SSEDecoder
 NATIVE_ROUTES = {"/api/chat", "/api/generate", "/api/embed", "/api/embeddings"}
 
 EARLY_END = "backend ended the stream early"
+#: inputs of one ``/api/embed`` request sent upstream at a time: a reply of many is built and
+#: sent a window at a time, never held whole
+EMBED_WINDOW = 64
 
 
 class NativeOverOpenAI:
@@ -31,6 +34,8 @@ class NativeOverOpenAI:
     model: str
     usage: tuple[int, int] | None
     immediate: tuple[int, bytes] | None
+    #: upstream requests this one takes (more than one: an embedding of many inputs)
+    windows: int = 1
 
     def __init__(self, route: str, body: dict[str, Any]) -> None:
         if route not in NATIVE_ROUTES:
@@ -51,6 +56,7 @@ class NativeOverOpenAI:
         self._closed = False
         self._calls: dict[int, dict[str, Any]] = {}
         self._dimensions: int | None = None
+        self._window_tokens: int | None = 0
         if route in ("/api/embed", "/api/embeddings"):
             self._embed_request(route, body)
         else:
@@ -87,7 +93,11 @@ class NativeOverOpenAI:
         if dimensions is not None and (not isinstance(dimensions, int) or dimensions < 0):
             raise BadRequest("dimensions must be a positive integer")
         self._dimensions = dimensions or None
-        self.payload = {"model": self.model, "input": inputs, "encoding_format": "float"}
+        self._inputs = inputs
+        if route == "/api/embed":
+            self.windows = max(1, -(-len(inputs) // EMBED_WINDOW))
+        window = inputs[:EMBED_WINDOW] if self.windows > 1 else inputs
+        self.payload = {"model": self.model, "input": window, "encoding_format": "float"}
         if not inputs:
             empty: dict[str, Any] = (
                 {"embedding": []}
@@ -147,7 +157,9 @@ class NativeOverOpenAI:
         native.update(self._clock.fields(time.monotonic_ns(), self.usage, timings))
         return native
 
-    def _embeddings(self, data: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _vectors(data: dict[str, Any]) -> tuple[list[list[float]], int | None]:
+        """The vectors of an OpenAI embeddings reply, in input order, and its prompt tokens."""
         items = data.get("data")
         if not isinstance(items, list) or not items:
             raise ReplyError("the backend's reply has no embeddings")
@@ -155,7 +167,13 @@ class NativeOverOpenAI:
         vectors = [replies.vector(item.get("embedding")) for item in ordered]
         usage = data.get("usage")
         prompt_tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-        if isinstance(prompt_tokens, int):
+        return vectors, prompt_tokens if isinstance(prompt_tokens, int) else None
+
+    def _embeddings(self, data: dict[str, Any]) -> dict[str, Any]:
+        vectors, prompt_tokens = self._vectors(data)
+        if self.route == "/api/embed" and len(vectors) != len(self._inputs):
+            raise ReplyError(_mismatch(len(vectors), len(self._inputs)))
+        if prompt_tokens is not None:
             self.usage = (prompt_tokens, 0)
         if self.route == "/api/embeddings":
             return {"embedding": vectors[0]}
@@ -166,9 +184,57 @@ class NativeOverOpenAI:
             "total_duration": elapsed,
             "load_duration": 0,
         }
-        if isinstance(prompt_tokens, int):
+        if prompt_tokens is not None:
             native["prompt_eval_count"] = prompt_tokens
         return native
+
+    # ---- an embedding of many inputs, a window at a time -----------------------------------
+
+    def window_payload(self, index: int, model: str) -> dict[str, Any]:
+        """The upstream request for window ``index`` (the first is ``payload``)."""
+        start = index * EMBED_WINDOW
+        return {**self.payload, "model": model, "input": self._inputs[start : start + EMBED_WINDOW]}
+
+    def window_head(self) -> bytes:
+        return (
+            b'{"model":' + json.dumps(self.model, ensure_ascii=False).encode() + b',"embeddings":['
+        )
+
+    def window_vectors(self, index: int, status: int, body: bytes) -> bytes:
+        """Window ``index``'s vectors as JSON array items (a leading comma after the first);
+        ``ReplyError`` for an error reply or one that does not hold one vector an input."""
+        if status >= 300:
+            raise ReplyError(replies.error_message(status, body))
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise ReplyError("the backend's reply is not JSON") from None
+        if not isinstance(data, dict):
+            raise ReplyError("the backend's reply is not a JSON object")
+        found = replies.event_error(data)
+        if found:
+            raise ReplyError(found)
+        expected = len(self._inputs[index * EMBED_WINDOW : (index + 1) * EMBED_WINDOW])
+        try:
+            vectors, prompt_tokens = self._vectors(data)
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            raise ReplyError(f"the backend's reply has an unexpected shape: {exc!r}") from None
+        if len(vectors) != expected:
+            raise ReplyError(_mismatch(len(vectors), expected))
+        if prompt_tokens is None or self._window_tokens is None:
+            self._window_tokens = None
+        else:
+            self._window_tokens += prompt_tokens
+            self.usage = (self._window_tokens, 0)
+        items = b",".join(_json_value(replies.normalized(v, self._dimensions)) for v in vectors)
+        return items if index == 0 else b"," + items
+
+    def window_tail(self) -> bytes:
+        elapsed = time.monotonic_ns() - self._clock.started
+        tail = b'],"total_duration":%d,"load_duration":0' % elapsed
+        if self._window_tokens is not None:
+            tail += b',"prompt_eval_count":%d' % self._window_tokens
+        return tail + b"}"
 
     # ---- streamed replies ---------------------------------------------------------------
 
@@ -329,6 +395,15 @@ class NativeOverOpenAI:
 
 def _json(item: dict[str, Any]) -> bytes:
     return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _mismatch(vectors: int, inputs: int) -> str:
+    embeddings = "embedding" if vectors == 1 else "embeddings"
+    return f"the backend returned {vectors} {embeddings} for {inputs} inputs"
+
+
+def _json_value(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _first_choice(data: dict[str, Any]) -> dict[str, Any] | None:
