@@ -95,6 +95,25 @@ async def test_a_kept_alive_connection_closed_by_the_peer_is_replaced() -> None:
     assert scripted.connections == 3
 
 
+async def test_every_expired_idle_connection_is_closed_on_the_next_request() -> None:
+    scripted = Scripted(lambda req: ok(b"x"))
+    async for url in serve(scripted):
+        peer = Peer(url)
+        replies = await asyncio.gather(*(peer.request("GET", "/") for _ in range(5)))
+        for reply in replies:
+            assert await reply.read() == b"x"
+        pooled = list(peer._idle)
+        assert len(pooled) == 5
+        for conn in pooled[:4]:
+            conn.idle_since -= 60  # long idle; the last one, on top, is still fresh
+        reply = await peer.request("GET", "/")
+        assert await reply.read() == b"x"
+        assert peer._idle == [pooled[4]]
+        assert all(conn.writer.is_closing() for conn in pooled[:4])
+        await peer.aclose()
+    assert scripted.connections == 5
+
+
 async def test_unreachable_closed_early_and_too_slow() -> None:
     with pytest.raises(PeerError, match="unreachable"):
         await Peer("http://127.0.0.1:9").request("GET", "/")

@@ -212,6 +212,13 @@ class Peer:
 
     def _pooled(self) -> _Connection | None:
         now = time.monotonic()
+        # the longest idle are first: all that expired are closed, not only those on top, so a
+        # burst's connections (the peer closes them in time) do not stay open until reused
+        expired = 0
+        while expired < len(self._idle) and now - self._idle[expired].idle_since >= IDLE_EXPIRY:
+            self._idle[expired].close()
+            expired += 1
+        del self._idle[:expired]
         while self._idle:
             conn = self._idle.pop()
             if now - conn.idle_since < IDLE_EXPIRY and not conn.reader.at_eof():
