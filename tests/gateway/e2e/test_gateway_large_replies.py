@@ -154,6 +154,17 @@ def test_a_reply_larger_than_any_limit_passes_with_flat_memory(
     assert _usage_once(gateway) == {MODEL: (1, 3, 0)}
 
 
+def expect_cut(http: httpx.Client, path: str, body: dict[str, object]) -> None:
+    """A 200 reply whose connection closes before its end."""
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        http.stream("POST", path, json=body) as reply,
+    ):
+        assert reply.status_code == 200
+        for _ in reply.iter_bytes():
+            pass
+
+
 def _usage_once(gateway: GatewayProcess) -> dict[str, tuple[int, int, int]]:
     rows: dict[str, tuple[int, int, int]] = {}
     for _ in range(100):
@@ -184,13 +195,7 @@ def test_a_reply_broken_off_reaches_the_client_cut(
     modes = "cut,chunked" if framing == "chunked" else "cut"
     cut = {"model": MODEL, "input": ["a"], "dimensions": rows, "user": modes}
     with gateway.client(key) as http:
-        with (
-            pytest.raises(httpx.RemoteProtocolError),
-            http.stream("POST", "/v1/embeddings", json=cut) as reply,
-        ):
-            assert reply.status_code == 200
-            for _ in reply.iter_bytes():
-                pass
+        expect_cut(http, "/v1/embeddings", cut)
         whole = http.post(
             "/v1/embeddings", json={"model": MODEL, "input": ["a"], "dimensions": 4}
         ).json()
@@ -283,11 +288,5 @@ def test_a_later_window_that_fails_cuts_the_reply(big: tuple[GatewayProcess, str
     inputs[150] = "fail"
     body = {"model": MODEL, "input": inputs}
     with gateway.client(key) as http:
-        with (
-            pytest.raises(httpx.RemoteProtocolError),
-            http.stream("POST", "/api/embed", json=body) as reply,
-        ):
-            assert reply.status_code == 200
-            for _ in reply.iter_bytes():
-                pass
+        expect_cut(http, "/api/embed", body)
         assert http.post("/api/embed", json={"model": MODEL, "input": ["a"]}).status_code == 200
