@@ -10,7 +10,6 @@ or to ``DEFAULT_BACKEND``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -140,7 +139,6 @@ class GatewayApp:
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
-        api = family(path)
         started = time.perf_counter()
         route = path if path in MODEL_ROUTES or path in LISTINGS or path in ADMIN_ROUTES else ""
         outcome = Outcome()
@@ -176,7 +174,7 @@ class GatewayApp:
                 raise NotFound(f"{path} not found")
         except GatewayError as exc:
             outcome.status = exc.status
-            await self._error(send, api, exc, started)
+            await self._error(send, path, exc, started)
         except ClientGone as exc:
             outcome.status = 499
             if isinstance(exc, NotReading):
@@ -201,14 +199,18 @@ class GatewayApp:
             status = 200 if up else 503
             await send_json(send, status, {"status": "ready" if up else "unavailable", "up": up})
 
-    async def _error(self, send: Send, api: str, exc: GatewayError, started: float) -> None:
+    async def _error(self, send: Send, path: str, exc: GatewayError, started: float) -> None:
         headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
         if exc.status == 401:
             headers.append((b"www-authenticate", b"Bearer"))
         overhead = (time.perf_counter() - started) * 1000
         headers.append((b"x-nexus-overhead-ms", f"{overhead:.3f}".encode()))
-        with contextlib.suppress(OSError, RuntimeError, ClientGone):
-            await send_body(send, exc.status, error_body(api, exc), headers=headers)
+        try:
+            await send_body(send, exc.status, error_body(family(path), exc), headers=headers)
+        except RuntimeError:  # the reply had started: all that is left is to cut it off
+            log.warning("cut off the reply to %s: %s", path, exc.message)
+        except (OSError, ClientGone):
+            pass
 
     def _observe(self, route: str, model: str, outcome: Outcome, started: float) -> None:
         label = model if model else "none"

@@ -196,6 +196,7 @@ def test_a_reply_broken_off_reaches_the_client_cut(
     cut = {"model": MODEL, "input": ["a"], "dimensions": rows, "user": modes}
     with gateway.client(key) as http:
         expect_cut(http, "/v1/embeddings", cut)
+        assert "cut off the reply to /v1/embeddings: backend big failed" in gateway.log.read_text()
         whole = http.post(
             "/v1/embeddings", json={"model": MODEL, "input": ["a"], "dimensions": 4}
         ).json()
@@ -289,4 +290,5 @@ def test_a_later_window_that_fails_cuts_the_reply(big: tuple[GatewayProcess, str
     body = {"model": MODEL, "input": inputs}
     with gateway.client(key) as http:
         expect_cut(http, "/api/embed", body)
+        assert "failed at input 128: no such luck" in gateway.log.read_text()
         assert http.post("/api/embed", json={"model": MODEL, "input": ["a"]}).status_code == 200
