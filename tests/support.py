@@ -113,6 +113,25 @@ def wait_reset(sock: socket.socket, deadline_s: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+def open_connections(url: str, count: int, source: str) -> list[socket.socket]:
+    """``count`` connections to ``url`` from the loopback address ``source`` (127.0.0.2, say),
+    as another client would open them; each sends nothing yet."""
+    host, port = url.removeprefix("http://").split(":")
+    return [
+        socket.create_connection((host, int(port)), timeout=30, source_address=(source, 0))
+        for _ in range(count)
+    ]
+
+
+def answers(sock: socket.socket) -> bool:
+    """Whether the server answers a request on this connection (False: it closed it)."""
+    try:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        return sock.recv(100).startswith(b"HTTP/1.1 ")
+    except OSError:
+        return False
+
+
 def metric_total(exposition: str, name: str) -> float:
     """The sum of a metric family's samples in a ``/metrics`` text."""
     families = {f.name: f for f in text_string_to_metric_families(exposition)}

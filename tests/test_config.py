@@ -161,6 +161,14 @@ def test_read_and_write_timeouts() -> None:
     assert math.isinf(settings(NEXUS_WRITE_TIMEOUT="0").write_timeout)
 
 
+def test_connections_from_one_address() -> None:
+    assert settings().max_client_connections is None
+    assert settings(NEXUS_MAX_CLIENT_CONNECTIONS="0").max_client_connections is None
+    assert settings(NEXUS_MAX_CLIENT_CONNECTIONS="500").max_client_connections == 500
+    with pytest.raises(ConfigError, match="NEXUS_MAX_CLIENT_CONNECTIONS"):
+        settings(NEXUS_MAX_CLIENT_CONNECTIONS="many")
+
+
 def test_load_timeout_zero_or_negative_is_forever() -> None:
     assert settings(OLLAMA_LOAD_TIMEOUT="0").load_timeout == math.inf
     assert settings(OLLAMA_LOAD_TIMEOUT="-1").load_timeout == math.inf

@@ -186,6 +186,9 @@ class Settings:
     #: Largest request body in bytes (``NEXUS_MAX_BODY_SIZE``; 0 = no limit); blob uploads
     #: are exempt.
     max_body_size: int = 64 << 20
+    #: Most connections open at once from one address (``NEXUS_MAX_CLIENT_CONNECTIONS``);
+    #: ``None``: half of all the server keeps.
+    max_client_connections: int | None = None
     #: Keys from ``NEXUS_API_KEY``; when any, every route but ``/`` and ``/v2`` needs one.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
 
@@ -225,6 +228,7 @@ class Settings:
             read_timeout=reader.duration("NEXUS_READ_TIMEOUT", 30.0, zero_is_forever=True),
             write_timeout=reader.duration("NEXUS_WRITE_TIMEOUT", 60.0, zero_is_forever=True),
             max_body_size=reader.uint("NEXUS_MAX_BODY_SIZE", 64 << 20) or 0,
+            max_client_connections=reader.uint("NEXUS_MAX_CLIENT_CONNECTIONS") or None,
             api_keys=reader.api_keys("NEXUS_API_KEY"),
         )
 

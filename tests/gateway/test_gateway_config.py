@@ -29,6 +29,12 @@ def test_write_timeout(text: str, seconds: float) -> None:
     assert GatewaySettings.from_env(env).write_timeout == seconds
 
 
+@pytest.mark.parametrize(("text", "count"), [("", None), ("0", None), ("300", 300)])
+def test_connections_from_one_address(text: str, count: int | None) -> None:
+    env = {"NEXUS_GATEWAY_MAX_CLIENT_CONNECTIONS": text} if text else {}
+    assert GatewaySettings.from_env(env).max_client_connections == count
+
+
 def test_backends_from_a_list_and_a_file(tmp_path: Path) -> None:
     config = tmp_path / "gw.yaml"
     config.write_text(
@@ -70,6 +76,7 @@ def test_backends_from_a_list_and_a_file(tmp_path: Path) -> None:
         ({"NEXUS_GATEWAY_READ_TIMEOUT": "0"}, "NEXUS_GATEWAY_READ_TIMEOUT"),
         ({"NEXUS_GATEWAY_WRITE_TIMEOUT": "0.01"}, "NEXUS_GATEWAY_WRITE_TIMEOUT"),
         ({"NEXUS_GATEWAY_WRITE_TIMEOUT": "later"}, "NEXUS_GATEWAY_WRITE_TIMEOUT"),
+        ({"NEXUS_GATEWAY_MAX_CLIENT_CONNECTIONS": "-5"}, "NEXUS_GATEWAY_MAX_CLIENT_CONNECTIONS"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str) -> None:

@@ -22,7 +22,9 @@ import pytest
 from tests.support import (
     DEFAULT_MODEL,
     ServerProcess,
+    answers,
     metric_total,
+    open_connections,
     stalled_reader,
     start_server,
     wait_reset,
@@ -34,11 +36,13 @@ M = DEFAULT_MODEL
 READ_TIMEOUT_S = 3.0
 WRITE_TIMEOUT_S = 2.0
 MAX_BODY = 1 << 20
+MAX_CLIENT_CONNECTIONS = 100
 
 
 @pytest.fixture(scope="module")
 def guarded(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server with short read and write timeouts and a 1 MiB body limit."""
+    """A server with short read and write timeouts, a 1 MiB body limit and at most 100
+    connections from one address."""
     log = tmp_path_factory.mktemp("hardening") / "server.log"
     srv = start_server(
         models_dir,
@@ -48,6 +52,7 @@ def guarded(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         NEXUS_READ_TIMEOUT=f"{READ_TIMEOUT_S:g}s",
         NEXUS_WRITE_TIMEOUT=f"{WRITE_TIMEOUT_S:g}s",
         NEXUS_MAX_BODY_SIZE=str(MAX_BODY),
+        NEXUS_MAX_CLIENT_CONNECTIONS=str(MAX_CLIENT_CONNECTIONS),
     )
     yield srv
     srv.stop()
@@ -169,6 +174,24 @@ def test_a_client_reading_none_of_a_long_reply_is_dropped(
         sock.close()
     assert "read none of the reply" in guarded.log.read_text()
     assert client.post("/api/embed", json={"model": M, "input": "x"}).status_code == 200
+
+
+def test_one_client_cannot_take_every_connection(
+    guarded: ServerProcess, client: httpx.Client
+) -> None:
+    """Another address opening connections as fast as it can gets NEXUS_MAX_CLIENT_CONNECTIONS
+    of them; the rest are closed at once, and this address is served meanwhile."""
+    flood = open_connections(guarded.url, MAX_CLIENT_CONNECTIONS + 30, source="127.0.0.2")
+    try:
+        served = [answers(sock) for sock in flood]
+        assert served == [True] * MAX_CLIENT_CONNECTIONS + [False] * 30
+        assert client.get("/api/tags").status_code == 200
+        with guarded.client() as fresh:  # a new connection from this address
+            assert fresh.get("/api/version").status_code == 200
+    finally:
+        for sock in flood:
+            sock.close()
+    assert "127.0.0.2 has 100 open, its most" in guarded.log.read_text()
 
 
 # ---- 2: stalled bodies and headers ------------------------------------------------------------

@@ -76,10 +76,12 @@ def serve() -> None:
     """Start the server (OLLAMA_HOST, OLLAMA_MODELS and the other OLLAMA_* variables apply)."""
     import uvicorn
 
+    from nexus.net.budget import ConnectionBudget
     from nexus.net.guarded import guarded_protocol
     from nexus.server.app import create_app
 
     settings = _settings()
+    budget = ConnectionBudget.for_process(settings.max_client_connections)
     level = logging.DEBUG if settings.debug else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -97,7 +99,7 @@ def serve() -> None:
         log_level="debug" if settings.debug else "warning",
         access_log=bool(settings.debug),
         timeout_graceful_shutdown=5,
-        http=guarded_protocol(settings.read_timeout, settings.write_timeout),
+        http=guarded_protocol(settings.read_timeout, settings.write_timeout, budget),
         server_header=False,
         headers=[("Server", f"Nexus/{__version__}")],
     )

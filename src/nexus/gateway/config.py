@@ -60,6 +60,8 @@ class GatewaySettings:
     read_timeout: float = 30.0
     #: Seconds a reply may wait for its client to read any of it (``inf``: no limit).
     write_timeout: float = 60.0
+    #: Most connections open at once from one address (``None``: half of all the gateway keeps).
+    max_client_connections: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -105,6 +107,7 @@ class GatewaySettings:
             max_body=read.size("NEXUS_GATEWAY_MAX_BODY", 64 * 1024 * 1024),
             read_timeout=read.seconds("NEXUS_GATEWAY_READ_TIMEOUT", 30.0, minimum=0.1),
             write_timeout=read.seconds("NEXUS_GATEWAY_WRITE_TIMEOUT", 60.0, zero_is_forever=True),
+            max_client_connections=read.count("NEXUS_GATEWAY_MAX_CLIENT_CONNECTIONS"),
         )
 
 
@@ -197,6 +200,15 @@ class _Reader:
             )
             raise ConfigError(name, value, f"must be {least}")
         return seconds
+
+    def count(self, name: str) -> int | None:
+        """A positive number; unset or ``0``: ``None`` (automatic)."""
+        value = self.text(name)
+        if not value or value == "0":
+            return None
+        if not value.isdigit():
+            raise ConfigError(name, value, "must be a positive number (0: automatic)")
+        return int(value)
 
     def size(self, name: str, default: int) -> int:
         value = self.text(name)

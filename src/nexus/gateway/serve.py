@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import resource
 import sys
 
 from nexus import __version__
@@ -23,25 +21,16 @@ def load_settings() -> GatewaySettings:
         raise SystemExit(1) from None
 
 
-def connection_limit() -> int:
-    """Client connections served at once: each may hold one to a backend too, so half the
-    descriptors (the soft limit raised to the hard one first), less a margin; past it, 503."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            soft = wanted
-    return max(64, min(10_000, (soft - 128) // 2))
-
-
 def serve() -> None:
     import uvicorn
 
     from nexus.gateway.app import GatewayApp
+    from nexus.net.budget import ConnectionBudget
     from nexus.net.guarded import guarded_protocol
 
     settings = load_settings()
+    # half the descriptors: each client connection may hold one to a backend too
+    budget = ConnectionBudget.for_process(settings.max_client_connections, share=0.5)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -61,7 +50,7 @@ def serve() -> None:
         log_level="warning",
         access_log=False,
         lifespan="on",
-        limit_concurrency=connection_limit(),
-        http=guarded_protocol(settings.read_timeout, settings.write_timeout),
+        limit_concurrency=budget.total,
+        http=guarded_protocol(settings.read_timeout, settings.write_timeout, budget),
         timeout_graceful_shutdown=5,
     )

@@ -20,6 +20,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from nexus.net.budget import ConnectionBudget
+
 MAX_HEAD_BYTES = 64 * 1024
 #: SO_LINGER on, 0 s: closing the socket resets the connection instead of sending what is left
 _RESET = struct.pack("ii", 1, 0)
@@ -60,11 +62,7 @@ class BoundedClose:
             self.timer = self.loop.call_later(self.timeout, self._check)
             return
         self.timer = None
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
-        self.transport.abort()
+        _reset(self.transport)
 
     def lost(self) -> None:
         if self.timer is not None:
@@ -72,20 +70,40 @@ class BoundedClose:
             self.timer = None
 
 
+def _reset(transport: Transport) -> None:
+    """Close at once, with a reset: nothing left to send is waited for."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+    transport.abort()
+
+
 def guarded_protocol(
-    head_timeout: float, close_timeout: float = math.inf
+    head_timeout: float,
+    close_timeout: float = math.inf,
+    budget: ConnectionBudget | None = None,
 ) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol, closing connections whose request head does not arrive
     within ``head_timeout`` seconds, and resetting closed ones whose client takes none of the
-    rest of the reply for ``close_timeout`` seconds (``inf``: no deadline)."""
+    rest of the reply for ``close_timeout`` seconds (``inf``: no deadline). With ``budget``, a
+    connection past its limits is reset as soon as it is accepted."""
 
     class GuardedProtocol(HttpToolsProtocol):
         _head_timer: TimerHandle | None = None
         _head_bytes = 0
         _in_head = False
         _bounded: BoundedClose | None = None
+        _client: str | None = None
 
         def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
+            if budget is not None:
+                peer = transport.get_extra_info("peername")
+                client = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+                if not budget.admit(client):
+                    _reset(transport)  # uvicorn never sees it
+                    return
+                self._client = client
             if math.isfinite(close_timeout):
                 self._bounded = BoundedClose(transport, self.loop, close_timeout)
                 transport = self._bounded  # type: ignore[assignment]
@@ -116,6 +134,10 @@ def guarded_protocol(
             self._stop_head()
 
         def connection_lost(self, exc: Exception | None) -> None:
+            if budget is not None:
+                if self._client is None:
+                    return  # refused in connection_made
+                budget.release(self._client)
             self._stop_head()
             if self._bounded is not None:
                 self._bounded.lost()
