@@ -7,15 +7,18 @@ wall-clock sleeps; the only timer is the keep-alive expiry, awaited through an e
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import pytest
 
 from nexus.errors import Busy, NexusError, RunnerFailed
 from nexus.runner.spec import RunnerSpec
 from nexus.scheduler import Lease, LoadedModel, Scheduler
+from nexus.scheduler.fairness import current_client
 
 BUSY_MESSAGE = "server busy, please try again.  maximum pending requests exceeded"
 WAIT = 10.0  # generous bound for an event that must happen; never reached when things work
@@ -600,3 +603,57 @@ async def test_shutdown_stops_everything(make: SchedulerMaker) -> None:
     busy.release()  # a late release after shutdown is harmless
     await settle()
     assert scheduler.loaded() == []
+
+
+# ---- turns between clients ----------------------------------------------------------------
+
+
+def as_client(client: str, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """``work`` as a request from ``client`` (what the server's middleware sets)."""
+    context = contextvars.copy_context()
+    context.run(current_client.set, client)
+    return asyncio.get_running_loop().create_task(work, context=context)
+
+
+async def test_another_clients_request_is_served_before_the_rest_of_a_burst(
+    make: SchedulerMaker,
+) -> None:
+    scheduler, _ = make()
+    holder = await scheduler.acquire(A)
+    served: list[str] = []
+
+    async def request(name: str) -> None:
+        lease: Lease = await scheduler.acquire(A)
+        served.append(name)
+        lease.release()
+
+    burst = [as_client("10.0.0.1", request(f"burst{n}")) for n in range(20)]
+    await settle()
+    other = as_client("10.0.0.2", request("other"))
+    await settle()
+    holder.release()
+    await asyncio.gather(*burst, other)
+    assert served.index("other") == 1  # after the one burst request whose turn it was
+    assert scheduler.waiting == 0
+
+
+async def test_one_client_cannot_fill_the_whole_queue(make: SchedulerMaker) -> None:
+    scheduler, _ = make(max_queue=16)
+    assert scheduler.max_client_queue == 14
+    holder = await scheduler.acquire(A)
+    burst = [as_client("10.0.0.1", scheduler.acquire(A)) for _ in range(15)]
+    await settle()
+    refused = [t for t in burst if t.done()]
+    assert len(refused) == 1 and isinstance(refused[0].exception(), Busy)
+    others = [as_client("10.0.0.2", scheduler.acquire(A)) for _ in range(2)]
+    await settle()
+    assert not any(t.done() for t in others) and scheduler.waiting == 16
+    with pytest.raises(Busy):  # the queue is full now, for everyone
+        await as_client("10.0.0.3", scheduler.acquire(A))
+    holder.release()
+    pending = {*burst[:14], *others}
+    while pending:  # each holds the one slot until released
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result().release()
+    assert scheduler.waiting == 0

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from nexus.errors import Busy
 from nexus.runner.spec import RunnerSpec
+from nexus.scheduler.fairness import FairSlots, current_client
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class LoadedModel:
     runner: Runner
     spec: RunnerSpec
     keep_alive: float
-    slots: asyncio.Semaphore
+    slots: FairSlots
     info: dict[str, Any] = field(default_factory=dict)
     refcount: int = 0
     expires_at: float = math.inf
@@ -115,6 +116,9 @@ class Scheduler:
         self._loaded: dict[tuple[str, bool], LoadedModel] = {}
         self._load_lock = asyncio.Lock()
         self._waiting = 0
+        #: waiting requests per client: one client may fill all of the queue but an eighth
+        self._waiting_by: dict[str, int] = {}
+        self.max_client_queue = max(1, max_queue - max_queue // 8)
         self._changed = asyncio.Event()
         #: Called with each model once it has loaded (metrics: load time and count).
         self.load_listeners: list[Callable[[LoadedModel], None]] = []
@@ -138,26 +142,31 @@ class Scheduler:
         (``generating``: for a generation, not an embedding).
 
         A request that has to wait (for a load or for a free slot) counts against the queue;
-        past ``max_queue`` waiting requests it fails at once with ``Busy``.
+        past ``max_queue`` waiting requests, or ``max_client_queue`` from its client, it fails at
+        once with ``Busy``. Slots are handed out in turn to the clients waiting for them.
         """
         started = time.monotonic()
+        client = current_client.get()
         model = self._attachable(spec)
         if model is not None and not model.slots.locked():
             self._attach(model, keep_alive, info)
-            await model.slots.acquire()  # a free slot: returns without suspending
+            await model.slots.acquire(client)  # a free slot: returns without suspending
             model.busy += 1
             return Lease(self, model, time.monotonic() - started, generating)
         must_wait = model is not None or self._load_lock.locked()
-        if must_wait and self._waiting >= self.max_queue:
+        waiting = self._waiting_by.get(client, 0)
+        if must_wait and (self._waiting >= self.max_queue or waiting >= self.max_client_queue):
             raise Busy()
-        self._waiting += int(must_wait)
+        if must_wait:
+            self._waiting += 1
+            self._waiting_by[client] = waiting + 1
         try:
             if model is None:
                 async with self._load_lock:
                     model = self._attachable(spec) or await self._load(spec, info)
             self._attach(model, keep_alive, info)
             try:
-                await model.slots.acquire()
+                await model.slots.acquire(client)
             except BaseException:
                 model.refcount -= 1
                 self._after_release(model)
@@ -165,7 +174,13 @@ class Scheduler:
             model.busy += 1
             return Lease(self, model, time.monotonic() - started, generating)
         finally:
-            self._waiting -= int(must_wait)
+            if must_wait:
+                self._waiting -= 1
+                left = self._waiting_by[client] - 1
+                if left:
+                    self._waiting_by[client] = left
+                else:
+                    del self._waiting_by[client]
 
     def _attachable(self, spec: RunnerSpec) -> LoadedModel | None:
         model = self._loaded.get(spec.key)
@@ -205,7 +220,7 @@ class Scheduler:
             runner=runner,
             spec=spec,
             keep_alive=self.default_keep_alive,
-            slots=asyncio.Semaphore(spec.num_parallel),
+            slots=FairSlots(spec.num_parallel),
             info=dict(info or {}),
             load_duration=time.monotonic() - started,
         )

@@ -24,6 +24,7 @@ from nexus.runner.spec import RunnerSpec
 from nexus.scheduler import Scheduler
 from nexus.server.anthropic import router as anthropic_router
 from nexus.server.auth import ApiKeyAuth
+from nexus.server.client import ClientTurns
 from nexus.server.errors import install_error_handlers
 from nexus.server.hosts import LocalHostOnly, is_loopback
 from nexus.server.limits import BodyLimits
@@ -145,6 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(anthropic_router)
     app.include_router(pull_router)
     app.include_router(registry_router)
+    app.add_middleware(ClientTurns)
     app.add_middleware(
         BodyLimits,
         max_body_size=settings.max_body_size,
