@@ -103,6 +103,19 @@ def stalled_reader(url: str, request: bytes) -> socket.socket:
     return sock
 
 
+def stalled_embed(url: str, inputs: int) -> socket.socket:
+    """A ``/api/embed`` of ``inputs`` short inputs whose client reads nothing of the reply."""
+    body = b'{"model": "%s", "input": [%s]}' % (
+        DEFAULT_MODEL.encode(),
+        b",".join(b'"w%d"' % i for i in range(inputs)),
+    )
+    return stalled_reader(
+        url,
+        b"POST /api/embed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
+    )
+
+
 def wait_reset(sock: socket.socket, deadline_s: float = 60.0) -> None:
     """Until the server resets this connection (seen without reading from it); a failure if it
     is still open after ``deadline_s``."""

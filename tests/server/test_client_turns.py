@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import DEFAULT_MODEL, ServerProcess, metric_total, stalled_reader, start_server
+from tests.support import DEFAULT_MODEL, ServerProcess, metric_total, stalled_embed, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -58,15 +58,7 @@ def wait_until(check: Callable[[], bool], what: str) -> None:
 def slot_held(server: ServerProcess, http: httpx.Client) -> Iterator[None]:
     """The one slot held, until the block ends, by an embedding of many inputs whose client
     reads nothing (its reply backs up; closing the connection frees the slot)."""
-    body = b'{"model": "%s", "input": [%s]}' % (
-        DEFAULT_MODEL.encode(),
-        b",".join(b'"w%d"' % i for i in range(5000)),
-    )
-    sock = stalled_reader(
-        server.url,
-        b"POST /api/embed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
-    )
+    sock = stalled_embed(server.url, 5000)
     try:
         wait_until(lambda: metric_total(http.get("/metrics").text, "nexus_slots_busy") >= 1,
                    "the embedding never took the slot")  # fmt: skip

@@ -25,7 +25,7 @@ from tests.support import (
     answers,
     metric_total,
     open_connections,
-    stalled_reader,
+    stalled_embed,
     start_server,
     wait_reset,
 )
@@ -154,15 +154,7 @@ def test_a_client_reading_none_of_a_long_reply_is_dropped(
     """After NEXUS_WRITE_TIMEOUT the slot the reply held is freed, and the connection is reset
     when the client takes none of the rest for as long again (a plain close would wait for it
     for ever, keeping the socket and its buffers)."""
-    body = b'{"model": "%s", "input": [%s]}' % (
-        M.encode(),
-        b",".join(b'"w%d"' % i for i in range(20_000)),
-    )
-    sock = stalled_reader(
-        guarded.url,
-        b"POST /api/embed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
-    )
+    sock = stalled_embed(guarded.url, 20_000)
     try:
         end = time.monotonic() + 60
         while busy_slots(client) == 0:  # until the embedding is under way
