@@ -110,28 +110,18 @@ class NativeOverOpenAI:
 
     def response(self, status: int, body: bytes) -> tuple[int, bytes]:
         """The upstream reply as the native one; errors keep their status."""
-        if status >= 300:
-            return status, _json({"error": replies.error_message(status, body)})
-        if self.stream and body.lstrip().startswith((b"data:", b"event:", b"error:", b":")):
+        if status < 300 and self.stream and body.lstrip().startswith(_SSE_STARTS):
             return status, self.feed(body) + self.end()  # a stream read whole
         try:
-            data = json.loads(body)
-        except ValueError:
-            return 502, _json({"error": "the backend's reply is not JSON"})
-        if not isinstance(data, dict):
-            return 502, _json({"error": "the backend's reply is not a JSON object"})
-        found = replies.event_error(data)
-        if found:
-            return 502, _json({"error": found})
-        try:
+            data = _reply_object(status, body)
             if self.path == requests.EMBEDDINGS_PATH:
                 native = self._embeddings(data)
             else:
                 native = self._completion(data)
         except ReplyError as exc:
-            return 502, _json({"error": str(exc)})
-        except (TypeError, AttributeError, KeyError, ValueError) as exc:
-            return 502, _json({"error": f"the backend's reply has an unexpected shape: {exc!r}"})
+            return (status if status >= 300 else 502), _json({"error": str(exc)})
+        except _SHAPE_ERRORS as exc:
+            return 502, _json({"error": _unexpected(exc)})
         return 200, self._line(native) if self.stream else _json(native)
 
     def _completion(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -203,22 +193,12 @@ class NativeOverOpenAI:
     def window_vectors(self, index: int, status: int, body: bytes) -> bytes:
         """Window ``index``'s vectors as JSON array items (a leading comma after the first);
         ``ReplyError`` for an error reply or one that does not hold one vector an input."""
-        if status >= 300:
-            raise ReplyError(replies.error_message(status, body))
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise ReplyError("the backend's reply is not JSON") from None
-        if not isinstance(data, dict):
-            raise ReplyError("the backend's reply is not a JSON object")
-        found = replies.event_error(data)
-        if found:
-            raise ReplyError(found)
+        data = _reply_object(status, body)
         expected = len(self._inputs[index * EMBED_WINDOW : (index + 1) * EMBED_WINDOW])
         try:
             vectors, prompt_tokens = self._vectors(data)
-        except (TypeError, AttributeError, KeyError, ValueError) as exc:
-            raise ReplyError(f"the backend's reply has an unexpected shape: {exc!r}") from None
+        except _SHAPE_ERRORS as exc:
+            raise ReplyError(_unexpected(exc)) from None
         if len(vectors) != expected:
             raise ReplyError(_mismatch(len(vectors), expected))
         if prompt_tokens is None or self._window_tokens is None:
@@ -395,6 +375,33 @@ class NativeOverOpenAI:
 
 def _json(item: dict[str, Any]) -> bytes:
     return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+#: how an upstream stream read whole begins
+_SSE_STARTS = (b"data:", b"event:", b"error:", b":")
+#: what reading a reply of an unexpected shape raises
+_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, ValueError)
+
+
+def _reply_object(status: int, body: bytes) -> dict[str, Any]:
+    """An upstream reply's JSON object; ``ReplyError`` for an error status, a body that is not
+    a JSON object, or the error it reports."""
+    if status >= 300:
+        raise ReplyError(replies.error_message(status, body))
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise ReplyError("the backend's reply is not JSON") from None
+    if not isinstance(data, dict):
+        raise ReplyError("the backend's reply is not a JSON object")
+    found = replies.event_error(data)
+    if found:
+        raise ReplyError(found)
+    return data
+
+
+def _unexpected(exc: Exception) -> str:
+    return f"the backend's reply has an unexpected shape: {exc!r}"
 
 
 def _mismatch(vectors: int, inputs: int) -> str:
