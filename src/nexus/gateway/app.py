@@ -51,6 +51,7 @@ from nexus.gateway.proxy import Forward, Outcome, Proxy
 from nexus.gateway.responses import error_body
 from nexus.gateway.routing import Router
 from nexus.net.collector import freeze_startup_objects
+from nexus.net.guarded import bounded_send
 
 log = logging.getLogger("nexus.gateway")
 
@@ -144,7 +145,7 @@ class GatewayApp:
         outcome = Outcome()
         model = ""
         if math.isfinite(self.settings.write_timeout):
-            send = _bounded(send, self.settings.write_timeout)
+            send = bounded_send(send, self.settings.write_timeout, NotReading)
         try:
             if path in OPEN:
                 await self._open(path, method, _timed(send, started))
@@ -359,23 +360,6 @@ class GatewayApp:
             NATIVE, method, path, scope.get("query_string", b""), headers.forward, body or None
         )
         return await self._proxied(send, receive, request, [backend])
-
-
-def _bounded(send: Send, timeout: float) -> Send:
-    """``send`` raising ``NotReading`` when a piece of a reply waits ``timeout`` seconds for the
-    client to read (the connection's buffers full)."""
-
-    async def bounded(message: Message) -> None:
-        if message["type"] != "http.response.body":
-            await send(message)
-            return
-        try:
-            async with asyncio.timeout(timeout):
-                await send(message)
-        except TimeoutError:
-            raise NotReading() from None
-
-    return bounded
 
 
 def _timed(send: Send, started: float) -> Send:

@@ -16,6 +16,7 @@ import math
 import socket
 import struct
 from asyncio import TimerHandle, Transport
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -68,6 +69,27 @@ class BoundedClose:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+
+
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+def bounded_send(send: Send, timeout: float, error: Callable[[], Exception]) -> Send:
+    """ASGI ``send`` raising ``error()`` when a piece of a reply waits ``timeout`` seconds for
+    its client to read (the connection's buffers full); the protocol then resets the connection
+    if the client still takes nothing."""
+
+    async def bounded(message: MutableMapping[str, Any]) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await send(message)
+        except TimeoutError:
+            raise error() from None
+
+    return bounded
 
 
 def _reset(transport: Transport) -> None:

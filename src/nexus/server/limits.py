@@ -22,6 +22,7 @@ import math
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nexus.errors import NexusError
+from nexus.net.guarded import bounded_send
 from nexus.server.errors import send_error
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,9 @@ class BodyLimits:
                 body_done = True
             return message
 
+        if math.isfinite(self.write_timeout):
+            send = bounded_send(send, self.write_timeout, _NotReading)
+
         async def closing_send(message: Message) -> None:
             if message["type"] == "http.response.start" and not body_done:
                 headers = [
@@ -116,14 +120,7 @@ class BodyLimits:
                 ]
                 headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
-            if message["type"] != "http.response.body" or not math.isfinite(self.write_timeout):
-                await send(message)
-                return
-            try:
-                async with asyncio.timeout(self.write_timeout):
-                    await send(message)  # waits while the client's buffers are full
-            except TimeoutError:
-                raise _NotReading() from None
+            await send(message)
 
         try:
             await self.app(scope, guarded_receive, closing_send)
