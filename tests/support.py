@@ -92,13 +92,18 @@ def shared_server(models: Path, logs: Path) -> Iterator[ServerProcess]:
     srv.stop()
 
 
+def address(url: str) -> tuple[str, int]:
+    """The host and port of an ``http://host:port`` URL."""
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
 def stalled_reader(url: str, request: bytes) -> socket.socket:
     """A connection that sends ``request`` and reads nothing: with a small receive buffer, the
     reply backs up at once."""
-    host, port = url.removeprefix("http://").split(":")
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((host, int(port)))
+    sock.connect(address(url))
     sock.sendall(request)
     return sock
 
@@ -129,9 +134,8 @@ def wait_reset(sock: socket.socket, deadline_s: float = 60.0) -> None:
 def open_connections(url: str, count: int, source: str) -> list[socket.socket]:
     """``count`` connections to ``url`` from the loopback address ``source`` (127.0.0.2, say),
     as another client would open them; each sends nothing yet."""
-    host, port = url.removeprefix("http://").split(":")
     return [
-        socket.create_connection((host, int(port)), timeout=30, source_address=(source, 0))
+        socket.create_connection(address(url), timeout=30, source_address=(source, 0))
         for _ in range(count)
     ]
 

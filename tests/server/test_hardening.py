@@ -22,6 +22,7 @@ import pytest
 from tests.support import (
     DEFAULT_MODEL,
     ServerProcess,
+    address,
     answers,
     metric_total,
     open_connections,
@@ -88,9 +89,7 @@ def error_of(resp: httpx.Response) -> str:
 
 
 def raw_socket(url: str) -> socket.socket:
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=30)
-    return sock
+    return socket.create_connection(address(url), timeout=30)
 
 
 def wait_closed(sock: socket.socket, deadline_s: float) -> bytes:

@@ -21,7 +21,6 @@ class FairSlots:
     """``size`` slots; ``acquire`` waits in its client's queue while none is free."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
         self.free = size
         #: waiting requests per client, in turn order (the first is served next)
         self._turns: dict[str, deque[asyncio.Future[None]]] = {}

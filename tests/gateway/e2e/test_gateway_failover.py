@@ -13,7 +13,7 @@ import pytest
 
 from tests.gateway.e2e.conftest import GATEWAY_ENV, start_backend
 from tests.gateway.harness import GatewayProcess, create_key, gateway_env, start_gateway
-from tests.support import DEFAULT_MODEL, ServerProcess
+from tests.support import DEFAULT_MODEL, ServerProcess, address
 
 GENERATE = {"model": DEFAULT_MODEL, "prompt": "Hello", "stream": False,
             "options": {"num_predict": 2}}  # fmt: skip
@@ -125,12 +125,11 @@ def test_stalled_clients_are_cut_off(tmp_path: Path) -> None:
                       NEXUS_GATEWAY_READ_TIMEOUT="0.5", **GATEWAY_ENV)  # fmt: skip
     key = create_key(env, "k")
     gateway = start_gateway(env, tmp_path / "gw.log")
-    host, port = gateway.url.removeprefix("http://").split(":")
     try:
-        silent = [socket.create_connection((host, int(port))) for _ in range(20)]
-        slow_head = socket.create_connection((host, int(port)))
+        silent = [socket.create_connection(address(gateway.url)) for _ in range(20)]
+        slow_head = socket.create_connection(address(gateway.url))
         slow_head.sendall(b"POST /api/chat HTTP/1.1\r\nHost: x\r\n")
-        stalled = socket.create_connection((host, int(port)))
+        stalled = socket.create_connection(address(gateway.url))
         stalled.sendall(
             b"POST /api/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode()
             + b"\r\nContent-Length: 100000\r\n\r\n{\"model\""
