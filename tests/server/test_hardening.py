@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import (
     DEFAULT_MODEL,
@@ -186,6 +187,41 @@ def test_one_client_cannot_take_every_connection(
 
 
 # ---- 2: stalled bodies and headers ------------------------------------------------------------
+
+
+def requests_with_status(client: httpx.Client, route: str, status: str) -> float:
+    families = text_string_to_metric_families(client.get("/metrics").text)
+    return sum(
+        sample.value
+        for family in families
+        if family.name == "nexus_requests"
+        for sample in family.samples
+        if sample.name == "nexus_requests_total"
+        and sample.labels.get("route") == route
+        and sample.labels.get("status") == status
+    )
+
+
+def test_clients_leaving_mid_body_are_not_errors(
+    guarded: ServerProcess, client: httpx.Client
+) -> None:
+    """Each is counted as 499 and nothing is logged: before, each left two tracebacks."""
+    before = requests_with_status(client, "/api/generate", "499")
+    for _ in range(5):
+        sock = raw_socket(guarded.url)
+        sock.sendall(
+            b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+            b'{"model": "' + M.encode() + b'", "prompt": "cut her'
+        )
+        sock.close()
+    end = time.monotonic() + 60
+    while requests_with_status(client, "/api/generate", "499") < before + 5:
+        assert time.monotonic() < end, "the server never noticed the clients leave"
+        time.sleep(0.05)
+    log = guarded.log.read_text()
+    assert "unhandled error" not in log and "ClientDisconnect" not in log
+    assert client.get("/api/tags").status_code == 200
 
 
 def test_stalled_uploads_do_not_block_other_routes(

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import Send
 
 from nexus.errors import NexusError
@@ -59,6 +60,10 @@ def error_response(path: str, exc: NexusError) -> JSONResponse:
     return JSONResponse(error_body(path, exc.status, message, exc), status_code=exc.status)
 
 
+#: status recorded for a request whose client left before sending all of it
+CLIENT_LEFT = 499
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def nexus_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, NexusError)
@@ -79,6 +84,11 @@ def install_error_handlers(app: FastAPI) -> None:
         message = "; ".join(str(e.get("msg", "")) for e in exc.errors()) or "invalid request"
         return JSONResponse(error_body(request.url.path, 400, message), status_code=400)
 
+    async def client_left(request: Request, exc: Exception) -> Response:
+        # the client closed its connection before its request body was sent: nobody to answer,
+        # nothing wrong here (499, as proxies count it)
+        return Response(status_code=CLIENT_LEFT)
+
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         message = public_message(f"internal error: {exc}", 500)
@@ -87,6 +97,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NexusError, nexus_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ClientDisconnect, client_left)
     app.add_exception_handler(Exception, unexpected)
 
 
